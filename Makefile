@@ -1,0 +1,130 @@
+# vmconvert top-level Makefile.
+#
+#   make              build build/vmconvert
+#   make check        install test dependencies, build, run every test
+#   make demo         install dependencies, build, run a real conversion
+#   make bench        vmconvert against qemu-img (and nbdkit + nbdcopy)
+#   make fuzz         run each fuzz target for FUZZ_SECONDS (default 600)
+#   make install      install to $(DESTDIR)$(PREFIX)/bin
+#
+# Objects go under $(BUILD) (build/ by default); the AddressSanitizer +
+# UBSan build lives in build/asan and the libFuzzer build in build/fuzz, all
+# from the same sources and this one file.
+
+VERSION   = 0.1
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+DESTDIR  ?=
+BUILD    ?= build
+CFLAGS   ?= -O2 -g
+SAN      ?=
+FUZZ_SECONDS ?= 600
+
+PKG_CFLAGS := $(shell pkg-config --cflags zlib libzstd 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs zlib libzstd 2>/dev/null || echo -lz -lzstd)
+
+ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wvla \
+             -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+             -DVMC_VERSION='"$(VERSION)"' \
+             $(PKG_CFLAGS) $(CFLAGS) $(SAN)
+LDLIBS     = $(PKG_LIBS) -lpthread
+
+LIB_SRCS   := $(sort $(wildcard converter/lib/*.c converter/formats/*.c))
+CLI_SRCS   := $(sort $(wildcard converter/cli/*.c))
+UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
+TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c))
+FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+
+# Quiet by default; make V=1 shows the commands.
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+LIB        = $(BUILD)/libvmconvert.a
+PROG       = $(BUILD)/vmconvert
+UNIT_BINS  = $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
+TOOL_BINS  = $(patsubst %.c,$(BUILD)/%,$(TOOL_SRCS))
+
+.PHONY: all check check-unit check-asan build-tests fuzz fuzz-build \
+        demo bench install clean deps
+
+all: $(PROG)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(call obj,$(LIB_SRCS))
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+$(PROG): $(call obj,$(CLI_SRCS)) $(LIB)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Keep objects that are only inputs of pattern rules.
+.SECONDARY:
+
+# Everything the tests run, in this build variant.
+build-tests: $(PROG) $(UNIT_BINS) $(TOOL_BINS)
+
+-include $(patsubst %.o,%.d,$(call obj,$(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(TOOL_SRCS)))
+
+deps:
+	./install-deps
+
+# The sanitizer build: same sources, ASan + UBSan, any finding is fatal.
+ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
+
+check-asan:
+	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" build-tests
+
+# libFuzzer targets, built with clang into build/fuzz.
+FUZZ_CC    = clang
+FUZZ_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
+FUZZ_BINS  = $(patsubst %.c,build/fuzz/%,$(FUZZ_SRCS))
+
+fuzz-build:
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CFLAGS="-O1 -g" \
+	    SAN="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" build/fuzz/libvmconvert.a
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CFLAGS="-O1 -g" \
+	    SAN="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" $(FUZZ_BINS)
+
+build/fuzz/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/harness.h build/fuzz/libvmconvert.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libvmconvert.a $(LDLIBS)
+
+fuzz: deps fuzz-build
+	tests/fuzz/run-fuzz $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+check: deps
+	$(MAKE) build-tests
+	$(MAKE) check-asan
+	$(MAKE) fuzz-build
+	tests/run
+
+demo: deps all
+	tests/demo.sh
+
+bench: deps all build-tests
+	tests/bench/bench.sh
+
+install: $(PROG)
+	install -D -m 0755 $(PROG) $(DESTDIR)$(BINDIR)/vmconvert
+
+clean:
+	rm -rf build

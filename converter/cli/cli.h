@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vmconvert command: one file per subcommand, sharing these helpers.
+ * Subcommands return the process exit status; only they print.
+ */
+#ifndef VMC_CLI_H
+#define VMC_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+int cmd_info (int argc, char **argv);
+int cmd_convert (int argc, char **argv);
+int cmd_compare (int argc, char **argv);
+int cmd_check (int argc, char **argv);
+
+/* Print "vmconvert: <msg>" for the library's last error. */
+void cli_error (void);
+
+/* Print "vmconvert: <fmt...>". */
+void cli_errorf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* "1.5 GiB" style; buf of at least 32 bytes. */
+const char *human_size (uint64_t bytes, char *buf, size_t len);
+
+/* Write S as a JSON string literal, quotes included. */
+void json_string (FILE *fp, const char *s);
+
+/* List the formats (for --help). */
+void print_formats (FILE *fp, bool writable_only);
+
+/* Progress meter on stderr: percent, MB/s, ETA; rate-limited. */
+struct progress {
+    const char *label;
+    double start;
+    double last;
+    uint64_t last_done;
+    bool shown;
+};
+void progress_start (struct progress *p, const char *label);
+void progress_update (void *opaque, uint64_t done, uint64_t total);
+void progress_end (struct progress *p);
+
+double now_seconds (void);
+
+#endif

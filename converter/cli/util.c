@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small output helpers shared by the subcommands: sizes for people, JSON
+ * strings, and the progress meter.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+double
+now_seconds (void)
+{
+    struct timespec ts;
+
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+const char *
+human_size (uint64_t bytes, char *buf, size_t len)
+{
+    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB",
+                                         "PiB", "EiB" };
+    double v = (double) bytes;
+    unsigned u = 0;
+
+    while (v >= 1024 && u < 6) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0) {
+        snprintf (buf, len, "%" PRIu64 " B", bytes);
+    }
+    else {
+        snprintf (buf, len, "%.3g %s", v, units[u]);
+    }
+    return buf;
+}
+
+void
+json_string (FILE *fp, const char *s)
+{
+    const unsigned char *p;
+
+    fputc ('"', fp);
+    for (p = (const unsigned char *) s; *p != '\0'; p++) {
+        switch (*p) {
+        case '"': fputs ("\\\"", fp); break;
+        case '\\': fputs ("\\\\", fp); break;
+        case '\n': fputs ("\\n", fp); break;
+        case '\r': fputs ("\\r", fp); break;
+        case '\t': fputs ("\\t", fp); break;
+        default:
+            if (*p < 0x20) {
+                fprintf (fp, "\\u%04x", *p);
+            }
+            else {
+                fputc (*p, fp);
+            }
+        }
+    }
+    fputc ('"', fp);
+}
+
+void
+progress_start (struct progress *p, const char *label)
+{
+    p->label = label;
+    p->start = p->last = now_seconds ();
+    p->last_done = 0;
+    p->shown = false;
+}
+
+void
+progress_update (void *opaque, uint64_t done, uint64_t total)
+{
+    struct progress *p = opaque;
+    double t = now_seconds (), el = t - p->start, rate, pct;
+    long eta;
+
+    if (t - p->last < 0.25 && done < total) {
+        return;
+    }
+    p->last = t;
+    p->last_done = done;
+    pct = total > 0 ? 100.0 * (double) done / (double) total : 100.0;
+    rate = el > 0 ? (double) done / el / 1e6 : 0;
+    eta = rate > 0 ? (long) ((double) (total - done) / 1e6 / rate) : 0;
+    fprintf (stderr, "\r%s%s%6.2f%%  %8.1f MB/s  ETA %ld:%02ld:%02ld ",
+             p->label != NULL ? p->label : "", p->label != NULL ? " " : "",
+             pct, rate, eta / 3600, eta / 60 % 60, eta % 60);
+    p->shown = true;
+}
+
+void
+progress_end (struct progress *p)
+{
+    if (p->shown) {
+        fputc ('\n', stderr);
+    }
+}

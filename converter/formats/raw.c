@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * raw: the virtual disk is the file, byte for byte.
+ *
+ * Read: holes in the file (SEEK_HOLE) are reported as zero extents, so a
+ * sparse raw source is not read where it has no data.  Probe: raw matches
+ * anything with the lowest score, so it is the fallback.
+ *
+ * Write: sparse.  The output file is created empty and only data is written;
+ * everything skipped stays a hole, and finish() sets the final size.  On a
+ * block device there are no holes, so the gaps between writes are zeroed
+ * explicitly (BLKZEROOUT), as the sequential contract promises that unwritten
+ * ranges read as zeros.
+ */
+#include <inttypes.h>
+
+#include "../lib/error.h"
+#include "../lib/image.h"
+#include "../lib/rounding.h"
+
+struct raw {
+    uint64_t zeroed_to;     /* block device target: zeros/data up to here */
+};
+
+static int
+raw_probe (const struct probe_data *p)
+{
+    (void) p;
+    return 1;
+}
+
+static int
+raw_open (struct image *img)
+{
+    img->size = img->file->size;
+    return 0;
+}
+
+static int
+raw_pread (struct image *img, void *buf, size_t count, uint64_t offset)
+{
+    return bdev_pread (img->file, buf, count, offset);
+}
+
+static int
+raw_block_status (struct image *img, uint64_t offset, uint64_t count,
+                  struct extent *ext)
+{
+    uint64_t data, hole;
+
+    if (bdev_next_data (img->file, offset, &data) == -1) {
+        return -1;
+    }
+    if (data > offset) {
+        ext->type = EXTENT_ZERO;
+        ext->length = MIN (data - offset, count);
+        return 0;
+    }
+    if (bdev_next_hole (img->file, offset, &hole) == -1) {
+        return -1;
+    }
+    ext->type = EXTENT_DATA;
+    ext->length = hole > offset ? MIN (hole - offset, count) : count;
+    return 0;
+}
+
+static int
+raw_create (struct image *img, const struct create_params *p)
+{
+    if (img->file->is_block && p->size > img->file->size) {
+        vmc_error ("raw: the device holds %" PRIu64 " bytes, %" PRIu64
+                   " are needed", img->file->size, p->size);
+        return -1;
+    }
+    img->size = p->size;
+    img->write_align = 512;
+    return 0;
+}
+
+/* On a block device, zero what the writer skipped up to OFFSET. */
+static int
+raw_zero_gap (struct image *img, uint64_t offset)
+{
+    struct raw *r = img->priv;
+
+    if (!img->file->is_block || offset <= r->zeroed_to) {
+        return 0;
+    }
+    if (bdev_zero (img->file, r->zeroed_to, offset - r->zeroed_to) == -1) {
+        return -1;
+    }
+    r->zeroed_to = offset;
+    return 0;
+}
+
+static int
+raw_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
+{
+    struct raw *r = img->priv;
+
+    if (raw_zero_gap (img, offset) == -1 ||
+        bdev_pwrite (img->file, buf, count, offset) == -1) {
+        return -1;
+    }
+    r->zeroed_to = offset + count;
+    return 0;
+}
+
+static int
+raw_finish (struct image *img)
+{
+    if (img->file->is_block) {
+        return raw_zero_gap (img, img->size);
+    }
+    return bdev_truncate (img->file, img->size);
+}
+
+static const struct create_option raw_create_opts[] = {
+    { NULL, NULL },
+};
+
+const struct image_format format_raw = {
+    .name = "raw",
+    .description = "raw disk image (sparse when written)",
+    .priv_size = sizeof (struct raw),
+    .probe = raw_probe,
+    .open = raw_open,
+    .pread = raw_pread,
+    .block_status = raw_block_status,
+    .create_opts = raw_create_opts,
+    .create = raw_create,
+    .pwrite = raw_pwrite,
+    .finish = raw_finish,
+};

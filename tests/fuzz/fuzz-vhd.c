@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fuzz target: open the input as vhd and read it through.
+ */
+#include "harness.h"
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+    return fuzz_image (data, size, "vhd");
+}
