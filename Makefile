@@ -20,8 +20,9 @@ CFLAGS   ?= -O2 -g
 SAN      ?=
 FUZZ_SECONDS ?= 600
 
-PKG_CFLAGS := $(shell pkg-config --cflags zlib libzstd 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs zlib libzstd 2>/dev/null || echo -lz -lzstd)
+PKGS       = zlib libzstd libssl libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lssl -lcrypto)
 
 ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wvla \
              -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
@@ -29,7 +30,8 @@ ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wvla \
              $(PKG_CFLAGS) $(CFLAGS) $(SAN)
 LDLIBS     = $(PKG_LIBS) -lpthread
 
-LIB_SRCS   := $(sort $(wildcard converter/lib/*.c converter/formats/*.c))
+LIB_SRCS   := $(sort $(wildcard converter/lib/*.c converter/formats/*.c \
+                                 network/*.c))
 CLI_SRCS   := $(sort $(wildcard converter/cli/*.c))
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
 TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c))
