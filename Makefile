@@ -20,9 +20,9 @@ CFLAGS   ?= -O2 -g
 SAN      ?=
 FUZZ_SECONDS ?= 600
 
-PKGS       = zlib libzstd libssl libcrypto
+PKGS       = zlib libzstd libssl libcrypto libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lssl -lcrypto)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lssl -lcrypto -lxxhash)
 
 ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wvla \
              -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
