@@ -96,6 +96,31 @@ read_window (struct image *src, unsigned char *buf, uint64_t offset,
     return 0;
 }
 
+/* A run that ends at the source's end, when the destination is larger
+ * (formats that round the size up) and that end is not aligned for the
+ * destination, is padded with zeros up to the alignment (or the
+ * destination's end), so the write keeps the sequential write contract. */
+static void
+pad_tail (struct copy *c, struct slot *s)
+{
+    struct run *last;
+    uint64_t end, padded;
+
+    if (s->nruns == 0) {
+        return;
+    }
+    last = &s->runs[s->nruns - 1];
+    end = s->offset + last->start + last->len;
+    if (end != c->size || c->dst->size == c->size ||
+        IS_ALIGNED (end, c->dst->write_align)) {
+        return;
+    }
+    padded = MIN (ROUND_UP (end, (uint64_t) c->dst->write_align),
+                  c->dst->size);
+    memset (s->buf + (end - s->offset), 0, padded - end);
+    last->len += (uint32_t) (padded - end);
+}
+
 /* Record the runs of non-zero granules of S.  When there are more runs than
  * fit, the rest of the window becomes one run: correct, only less sparse. */
 static void
@@ -126,6 +151,7 @@ scan_window (struct copy *c, struct slot *s)
             in_run = true;
         }
     }
+    pad_tail (c, s);
 }
 
 /* Wait for a free slot; NULL when the copy failed meanwhile. */
@@ -241,7 +267,8 @@ vmc_copy (struct image *src, struct image *dst, const struct copy_params *p,
     pthread_mutex_init (&c->lock, NULL);
     pthread_cond_init (&c->cond, NULL);
     for (i = 0; i < NSLOTS; i++) {
-        c->slots[i].buf = aligned_alloc (4096, c->chunk);
+        /* Room past the chunk for the tail padding of pad_tail(). */
+        c->slots[i].buf = aligned_alloc (4096, c->chunk + c->gran);
         if (c->slots[i].buf == NULL) {
             vmc_perror ("aligned_alloc");
             goto out;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checked-overflow.h"
 #include "error.h"
@@ -442,6 +443,7 @@ image_create (const char *filename, const char *format,
     struct blockdev *bd;
     struct image *img;
     struct options none = { 0 };
+    bool is_block;
 
     fmt = image_format_by_name (format);
     if (fmt == NULL) {
@@ -467,16 +469,23 @@ image_create (const char *filename, const char *format,
     img->writable = true;
     if (fmt->create (img, p) == -1) {
         vmc_error_prefix ("%s", filename);
-        image_free_layer (img);
-        return NULL;
+        goto fail;
     }
     if (img->write_align == 0 || !is_power_of_2 (img->write_align)) {
         vmc_error ("%s: internal error: write alignment %" PRIu32,
                    fmt->name, img->write_align);
-        image_free_layer (img);
-        return NULL;
+        goto fail;
     }
     return img;
+
+fail:
+    /* Do not leave an empty or half-made file behind (a device stays). */
+    is_block = bd->is_block;
+    image_free_layer (img);
+    if (!is_block) {
+        unlink (filename);
+    }
+    return NULL;
 }
 
 int
