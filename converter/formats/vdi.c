@@ -589,7 +589,11 @@ vdi_create (struct image *img, const struct create_params *p)
     snprintf (img->subformat, sizeof img->subformat, "%s",
               s->w_static ? "static" : "dynamic");
     img->size = size;
-    img->write_align = VDI_SECTOR;
+    /* Any byte range can be written (partial sectors stay holes, which
+     * read as zeros).  Asking for 512 would break conversions of sources
+     * whose size is not a multiple of 512: the size is rounded up here,
+     * and the copy engine's last write ends at the source's odd end. */
+    img->write_align = 1;
     img->cluster_size = VDI_DEFAULT_BLOCK;
     return 0;
 }

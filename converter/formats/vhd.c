@@ -837,7 +837,12 @@ open_dynamic (struct image *img)
         }
         host = (uint64_t) e * VHD_SECTOR;
         need = s->bitmap_size + block_need (s, img->size, b);
-        if (host < VHD_FOOTER_SIZE || range_outside (host, need, s->data_end)) {
+        if (host < VHD_FOOTER_SIZE) {
+            vmc_error ("vhd: BAT entry %" PRIu64 " (sector 0x%" PRIx32
+                       ") points into the footer copy", b, e);
+            return -1;
+        }
+        if (range_outside (host, need, s->data_end)) {
             vmc_error ("vhd: BAT entry %" PRIu64 " (sector 0x%" PRIx32
                        ") points past end of file", b, e);
             return -1;
@@ -1216,10 +1221,11 @@ static const uint32_t *sort_bat;
 static int
 cmp_block (const void *a, const void *b)
 {
-    uint32_t x = sort_bat[*(const uint32_t *) a];
-    uint32_t y = sort_bat[*(const uint32_t *) b];
+    uint32_t i = *(const uint32_t *) a, j = *(const uint32_t *) b;
+    uint32_t x = sort_bat[i], y = sort_bat[j];
 
-    return x < y ? -1 : x > y;
+    /* By file offset, then by block, so reports are stable. */
+    return x != y ? (x < y ? -1 : 1) : (i < j ? -1 : i > j);
 }
 
 static int
@@ -1443,7 +1449,11 @@ vhd_create (struct image *img, const struct create_params *p)
     f->uuid[6] = (unsigned char) ((f->uuid[6] & 0x0f) | 0x40);
     f->uuid[8] = (unsigned char) ((f->uuid[8] & 0x3f) | 0x80);
     img->size = size;
-    img->write_align = VHD_SECTOR;
+    /* Any byte range can be written (partial sectors stay holes, which
+     * read as zeros).  Asking for 512 would break conversions of sources
+     * whose size is not a multiple of 512: the size is rounded up here,
+     * and the copy engine's last write ends at the source's odd end. */
+    img->write_align = 1;
     if (!s->w_dynamic) {
         snprintf (img->subformat, sizeof img->subformat, "fixed");
         if (img->file->is_block &&
