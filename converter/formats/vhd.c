@@ -1350,11 +1350,16 @@ put_footer (struct image *img, unsigned char *b, bool dynamic)
     put_be32 (b + 64, vhd_checksum (b, VHD_FOOTER_SIZE, 64));
 }
 
-/* Where a block's bitmap goes at or after POS, so that its data starts on
- * a 4 KiB boundary of the file. */
+/* Where a block's bitmap goes at or after POS: for blocks of 1 MiB and
+ * more, so that the data starts on a 4 KiB boundary of the file (host
+ * pages, holes); smaller blocks are packed, as padding would cost more
+ * than it saves. */
 static uint64_t
 align_block (const struct vhd *s, uint64_t pos)
 {
+    if (s->block_size < (1u << 20)) {
+        return pos;
+    }
     return ROUND_UP (pos + s->bitmap_size, 4096) - s->bitmap_size;
 }
 
