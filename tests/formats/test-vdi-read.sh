@@ -55,11 +55,16 @@ read_ok "$T/static.vdi" "$T/ref.raw"
 "$VMCONVERT" info "$T/static.vdi" | grep -q '^subformat: static$' ||
     fail "subformat static"
 
-# Blocks allocated out of order: guest block 5 first, then 0 and 1, then
-# a partial write into block 3.
+# Blocks allocated out of guest order, so that neighbours are not
+# neighbours in the file: the map becomes 2 1 4 3 - 0 - -.
 qemu-img create -q -f vdi "$T/order.vdi" 8M
-qemu-io -f vdi -c 'write -P 0x11 5M 1M' -c 'write -P 0x22 0 1536k' \
-    -c 'write -P 0x33 3300k 4k' "$T/order.vdi" >/dev/null
+qemu-io -f vdi -c 'write -P 0x11 5M 1M' -c 'write -P 0x44 1M 1M' \
+    -c 'write -P 0x22 0 1536k' -c 'write -P 0x33 3300k 4k' \
+    -c 'write -P 0x55 2M 4k' "$T/order.vdi" >/dev/null
+# shellcheck disable=SC2046 # word splitting normalises the spacing
+[ "$(echo $(od -An -tx4 -j 512 -N 32 "$T/order.vdi"))" = \
+  "00000002 00000001 00000004 00000003 ffffffff 00000000 ffffffff ffffffff" ] ||
+    fail "order.vdi: unexpected block map"
 read_ok "$T/order.vdi"
 "$VMCONVERT" check "$T/order.vdi" >/dev/null || fail "check order.vdi"
 qemu-img check -q "$T/order.vdi" || fail "qemu-img check order.vdi"
