@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhd writer: dynamic and fixed disks, streamed in guest order.  See vhd.c
+ * for the design and the options.
+ *
+ * Dynamic: the BAT for the whole disk is kept in memory (4 bytes per block:
+ * at most 4 MiB at 2 MiB blocks and 2040 GiB).  Blocks are appended in the
+ * order they are first written, each as a bitmap with every bit set and
+ * its data, and only when they hold data; the parts of a block never
+ * written are holes.  finish() writes the footer after the last block, then
+ * the dynamic header, the BAT and the footer copy at the start.  Fixed: the
+ * guest data at the same offsets (holes where the guest has zeros), then
+ * the footer.  On a block device the skipped ranges are zeroed instead.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "../lib/byteorder.h"
+#include "../lib/error.h"
+#include "../lib/image.h"
+#include "../lib/rounding.h"
+#include "vhd.h"
+
+/* The spec's CHS algorithm (appendix "CHS Calculation"): the geometry for
+ * SECTORS, which may describe fewer sectors than asked for. */
+static void
+chs_for (uint64_t sectors, uint16_t *c, uint8_t *h, uint8_t *s)
+{
+    uint64_t cth;
+    unsigned heads, spt;
+
+    if (sectors > VHD_CHS_MAX_SECTORS) {
+        sectors = VHD_CHS_MAX_SECTORS;
+    }
+    if (sectors >= 65535ull * 16 * 63) {
+        spt = 255;
+        heads = 16;
+        cth = sectors / spt;
+    }
+    else {
+        spt = 17;
+        cth = sectors / spt;
+        heads = (unsigned) ((cth + 1023) / 1024);
+        if (heads < 4) {
+            heads = 4;
+        }
+        if (cth >= heads * 1024ull || heads > 16) {
+            spt = 31;
+            heads = 16;
+            cth = sectors / spt;
+        }
+        if (cth >= heads * 1024ull) {
+            spt = 63;
+            heads = 16;
+            cth = sectors / spt;
+        }
+    }
+    *c = (uint16_t) (cth / heads);
+    *h = (uint8_t) heads;
+    *s = (uint8_t) spt;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+const struct create_option vhd_create_opts[] = {
+    { "subformat", "dynamic (default) or fixed" },
+    { "force_size", "on: keep the exact size (geometry 65535/16/255, as "
+                    "qemu-img); off (default): round up to a CHS geometry" },
+    { "azure", "on: for Azure: fixed, exact size rounded up to a whole MiB" },
+    { "block_size", "dynamic disk block size (default 2M, power of two "
+                    "from 512 to 256M)" },
+    { NULL, NULL },
+};
+
+static void
+put_footer (struct image *img, unsigned char *b, bool dynamic)
+{
+    struct vhd *s = img->priv;
+    const struct vhd_footer *f = &s->footer;
+
+    memset (b, 0, VHD_FOOTER_SIZE);
+    memcpy (b, "conectix", 8);
+    put_be32 (b + 8, f->features);
+    put_be32 (b + 12, f->version);
+    put_be64 (b + 16, dynamic ? VHD_FOOTER_SIZE : UINT64_MAX);
+    put_be32 (b + 24, f->timestamp);
+    memcpy (b + 28, f->creator_app, 4);
+    put_be32 (b + 32, f->creator_version);
+    memcpy (b + 36, f->creator_os, 4);
+    put_be64 (b + 40, f->original_size);
+    put_be64 (b + 48, f->current_size);
+    put_be16 (b + 56, f->cylinders);
+    b[58] = f->heads;
+    b[59] = f->sectors;
+    put_be32 (b + 60, f->disk_type);
+    memcpy (b + 68, f->uuid, 16);
+    put_be32 (b + 64, vhd_checksum (b, VHD_FOOTER_SIZE, 64));
+}
+
+/* Where a block's bitmap goes at or after POS: for blocks of 1 MiB and
+ * more, so that the data starts on a 4 KiB boundary of the file (host
+ * pages, holes); smaller blocks are packed, as padding would cost more
+ * than it saves. */
+static uint64_t
+align_block (const struct vhd *s, uint64_t pos)
+{
+    if (s->block_size < (1u << 20)) {
+        return pos;
+    }
+    return ROUND_UP (pos + s->bitmap_size, 4096) - s->bitmap_size;
+}
+
+int
+vhd_create (struct image *img, const struct create_params *p)
+{
+    struct vhd *s = img->priv;
+    struct vhd_footer *f = &s->footer;
+    const char *sub = options_get (p->opts, "subformat");
+    uint64_t size, sectors, block_size, bat_bytes, t;
+    bool force = false, azure = false;
+
+    if (options_get_bool (p->opts, "force_size", false, &force) == -1 ||
+        options_get_bool (p->opts, "azure", false, &azure) == -1 ||
+        options_get_size (p->opts, "block_size", VHD_DEFAULT_BLOCK,
+                          &block_size) == -1) {
+        return -1;
+    }
+    if (sub != NULL && strcmp (sub, "dynamic") != 0 &&
+        strcmp (sub, "fixed") != 0) {
+        vmc_error ("vhd: subformat \"%s\" is not dynamic or fixed", sub);
+        return -1;
+    }
+    s->w_dynamic = sub == NULL || strcmp (sub, "dynamic") == 0;
+    if (azure) {
+        if (sub != NULL && s->w_dynamic) {
+            vmc_error ("vhd: azure=on needs a fixed disk, not "
+                       "subformat=dynamic");
+            return -1;
+        }
+        if (options_get (p->opts, "force_size") != NULL && !force) {
+            vmc_error ("vhd: azure=on needs force_size=on");
+            return -1;
+        }
+        s->w_dynamic = false;
+        force = true;
+    }
+    if (!is_power_of_2 (block_size) || block_size < VHD_MIN_BLOCK ||
+        block_size > VHD_MAX_BLOCK) {
+        vmc_error ("vhd: block_size %" PRIu64 " is not a power of two "
+                   "between %u and %u", block_size, VHD_MIN_BLOCK,
+                   VHD_MAX_BLOCK);
+        return -1;
+    }
+    if (p->size > VHD_MAX_SECTORS * VHD_SECTOR) {
+        vmc_error ("vhd: %" PRIu64 " bytes is larger than the 2040 GiB a "
+                   "VHD can hold", p->size);
+        return -1;
+    }
+    size = ROUND_UP (p->size, (uint64_t) VHD_SECTOR);
+    if (azure) {
+        size = ROUND_UP (size, (uint64_t) 1 << 20);
+    }
+    sectors = size / VHD_SECTOR;
+    if (force || sectors > VHD_CHS_MAX_SECTORS) {
+        f->cylinders = VHD_CHS_MAX_C;
+        f->heads = VHD_CHS_MAX_H;
+        f->sectors = VHD_CHS_MAX_S;
+    }
+    else {
+        /* Round up: the smallest geometry holding every sector. */
+        for (t = sectors; ; t++) {
+            chs_for (t, &f->cylinders, &f->heads, &f->sectors);
+            if ((uint64_t) f->cylinders * f->heads * f->sectors >= sectors) {
+                break;
+            }
+        }
+        size = (uint64_t) f->cylinders * f->heads * f->sectors * VHD_SECTOR;
+        if (size / VHD_SECTOR == VHD_CHS_MAX_SECTORS) {
+            size = sectors * VHD_SECTOR;
+        }
+    }
+    if (size > VHD_MAX_SECTORS * VHD_SECTOR) {
+        vmc_error ("vhd: %" PRIu64 " bytes is larger than the 2040 GiB a "
+                   "VHD can hold", size);
+        return -1;
+    }
+    f->features = 2;
+    f->version = 0x00010000;
+    t = (uint64_t) time (NULL);
+    f->timestamp = t > VHD_EPOCH ? (uint32_t) (t - VHD_EPOCH) : 0;
+    memcpy (f->creator_app, "vmcv", 4);
+    f->creator_version = 0x00000001;
+    memcpy (f->creator_os, "Wi2k", 4);
+    f->original_size = size;
+    f->current_size = size;
+    f->disk_type = s->w_dynamic ? VHD_TYPE_DYNAMIC : VHD_TYPE_FIXED;
+    if (getrandom (f->uuid, sizeof f->uuid, 0) != sizeof f->uuid) {
+        vmc_perror ("vhd: getrandom");
+        return -1;
+    }
+    f->uuid[6] = (unsigned char) ((f->uuid[6] & 0x0f) | 0x40);
+    f->uuid[8] = (unsigned char) ((f->uuid[8] & 0x3f) | 0x80);
+    img->size = size;
+    /* Any byte range can be written (partial sectors stay holes, which
+     * read as zeros).  Asking for 512 would break conversions of sources
+     * whose size is not a multiple of 512: the size is rounded up here,
+     * and the copy engine's last write ends at the source's odd end. */
+    img->write_align = 1;
+    if (!s->w_dynamic) {
+        snprintf (img->subformat, sizeof img->subformat, "fixed");
+        if (img->file->is_block &&
+            img->file->size < size + VHD_FOOTER_SIZE) {
+            vmc_error ("vhd: the device holds %" PRIu64 " bytes, %" PRIu64
+                       " are needed", img->file->size,
+                       size + VHD_FOOTER_SIZE);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf (img->subformat, sizeof img->subformat, "dynamic");
+    s->block_size = (uint32_t) block_size;
+    s->block_shift = log2_u64 (block_size);
+    s->bitmap_size = ROUND_UP (s->block_size / VHD_SECTOR / 8, VHD_SECTOR);
+    s->nblocks = DIV_ROUND_UP (size, block_size);
+    s->bat = image_alloc_table (img, "BAT", s->nblocks, sizeof *s->bat,
+                                VHD_BAT_CAP);
+    if (s->bat == NULL) {
+        return -1;
+    }
+    memset (s->bat, 0xff, s->nblocks * sizeof *s->bat);
+    s->bitmap = malloc (s->bitmap_size);        /* all ones, for new blocks */
+    if (s->bitmap == NULL) {
+        vmc_perror ("vhd: bitmap");
+        return -1;
+    }
+    memset (s->bitmap, 0xff, s->bitmap_size);
+    s->header_offset = VHD_FOOTER_SIZE;
+    s->bat_offset = VHD_FOOTER_SIZE + VHD_HEADER_SIZE;
+    bat_bytes = ROUND_UP (s->nblocks * 4, (uint64_t) VHD_SECTOR);
+    s->file_end = s->bat_offset + bat_bytes;
+    s->next_free = align_block (s, s->file_end);
+    img->cluster_size = s->block_size;
+    return 0;
+}
+
+/* On a block device nothing reads as zeros by itself: zero what the
+ * writer skipped up to POS.  Regular files get holes for free. */
+static int
+zero_gap (struct image *img, uint64_t pos)
+{
+    struct vhd *s = img->priv;
+
+    if (!img->file->is_block || pos <= s->zeroed_to) {
+        return 0;
+    }
+    if (bdev_zero (img->file, s->zeroed_to, pos - s->zeroed_to) == -1) {
+        return -1;
+    }
+    s->zeroed_to = pos;
+    return 0;
+}
+
+static int
+write_data (struct image *img, const void *buf, size_t count, uint64_t host)
+{
+    struct vhd *s = img->priv;
+
+    if (zero_gap (img, host) == -1 ||
+        bdev_pwrite (img->file, buf, count, host) == -1) {
+        return -1;
+    }
+    s->zeroed_to = MAX (s->zeroed_to, host + count);
+    return 0;
+}
+
+int
+vhd_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
+{
+    struct vhd *s = img->priv;
+    const unsigned char *p = buf;
+    uint64_t b, in, n, host, pos;
+
+    if (!s->w_dynamic) {
+        return write_data (img, buf, count, offset);
+    }
+    while (count > 0) {
+        b = offset >> s->block_shift;
+        in = offset & (s->block_size - 1);
+        n = MIN ((uint64_t) count, s->block_size - in);
+        if (s->bat[b] == VHD_BAT_UNUSED) {
+            /* A new block at the end: its bitmap says every sector is
+             * present; the parts never written are holes, so zeros. */
+            pos = s->next_free;
+            if (pos / VHD_SECTOR >= VHD_BAT_UNUSED) {
+                vmc_error ("vhd: the image file would outgrow the 2 TiB "
+                           "that BAT entries can address");
+                return -1;
+            }
+            if (write_data (img, s->bitmap, s->bitmap_size, pos) == -1) {
+                return -1;
+            }
+            s->bat[b] = (uint32_t) (pos / VHD_SECTOR);
+            s->file_end = pos + s->bitmap_size + s->block_size;
+            s->next_free = align_block (s, s->file_end);
+        }
+        host = (uint64_t) s->bat[b] * VHD_SECTOR + s->bitmap_size + in;
+        if (write_data (img, p, n, host) == -1) {
+            return -1;
+        }
+        p += n;
+        offset += n;
+        count -= n;
+    }
+    return 0;
+}
+
+static int
+write_bat (struct image *img)
+{
+    struct vhd *s = img->priv;
+    unsigned char buf[65536];
+    uint64_t i = 0, total = ROUND_UP (s->nblocks * 4, (uint64_t) VHD_SECTOR);
+    uint64_t done = 0;
+    size_t n, k;
+
+    while (done < total) {
+        n = (size_t) MIN ((uint64_t) sizeof buf, total - done);
+        for (k = 0; k < n; k += 4, i++) {
+            put_be32 (buf + k, i < s->nblocks ? s->bat[i] : VHD_BAT_UNUSED);
+        }
+        if (bdev_pwrite (img->file, buf, n, s->bat_offset + done) == -1) {
+            return -1;
+        }
+        done += n;
+    }
+    return 0;
+}
+
+int
+vhd_finish (struct image *img)
+{
+    struct vhd *s = img->priv;
+    unsigned char footer[VHD_FOOTER_SIZE], h[VHD_HEADER_SIZE];
+    uint64_t end;
+
+    put_footer (img, footer, s->w_dynamic);
+    if (!s->w_dynamic) {
+        if (zero_gap (img, img->size) == -1 ||
+            bdev_pwrite (img->file, footer, sizeof footer, img->size) == -1) {
+            return -1;
+        }
+        end = img->size + VHD_FOOTER_SIZE;
+    }
+    else {
+        if (zero_gap (img, s->file_end) == -1 ||
+            bdev_pwrite (img->file, footer, sizeof footer,
+                         s->file_end) == -1) {
+            return -1;
+        }
+        end = s->file_end + VHD_FOOTER_SIZE;
+        memset (h, 0, sizeof h);
+        memcpy (h, "cxsparse", 8);
+        put_be64 (h + 8, UINT64_MAX);
+        put_be64 (h + 16, s->bat_offset);
+        put_be32 (h + 24, 0x00010000);
+        put_be32 (h + 28, (uint32_t) s->nblocks);
+        put_be32 (h + 32, s->block_size);
+        put_be32 (h + 36, vhd_checksum (h, sizeof h, 36));
+        if (write_bat (img) == -1 ||
+            bdev_pwrite (img->file, h, sizeof h, s->header_offset) == -1 ||
+            bdev_pwrite (img->file, footer, sizeof footer, 0) == -1) {
+            return -1;
+        }
+    }
+    if (!img->file->is_block) {
+        return bdev_truncate (img->file, end);
+    }
+    return 0;
+}
