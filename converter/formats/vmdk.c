@@ -319,6 +319,18 @@ vmdk_open (struct image *img)
         return -1;
     }
     else {
+        unsigned char head[512];
+        size_t hl = (size_t) MIN (img->file->size, (uint64_t) sizeof head);
+
+        if (bdev_pread (img->file, head, hl, 0) == -1) {
+            return -1;
+        }
+        if (memchr (head, 0, hl) != NULL &&
+            !vmdk_desc_probe (head, hl, MIN (img->file->size,
+                                             (uint64_t) VMDK_DESC_MAX))) {
+            vmc_error ("vmdk: no KDMV magic, and not a text descriptor");
+            return -1;
+        }
         if (img->file->size > VMDK_DESC_MAX) {
             vmc_error ("vmdk: descriptor file of %" PRIu64 " bytes is too "
                        "large (limit %u)", img->file->size, VMDK_DESC_MAX);
