@@ -350,6 +350,13 @@ get_gt (struct image *img, unsigned ei, uint64_t gt)
     struct vmdk_gt_slot *s;
     unsigned j;
 
+    if (v->gtc == NULL) {
+        v->gtc = calloc (VMDK_GT_CACHE, sizeof *v->gtc);
+        if (v->gtc == NULL) {
+            vmc_perror ("vmdk: grain table cache");
+            return NULL;
+        }
+    }
     s = &v->gtc[(gt + (uint64_t) ei * 7919) % VMDK_GT_CACHE];
     if (s->ext == ei + 1 && s->gt == gt) {
         return s->e;
@@ -699,6 +706,13 @@ cmp_u32 (const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Do sector ranges [a, a+alen) and [b, b+blen) overlap? */
+static bool
+overlaps (uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return blen > 0 && a < b + blen && b < a + alen;
+}
+
 struct checker {
     struct check_result *res;
     const char *name;
@@ -766,8 +780,8 @@ vmdk_sparse_check (struct image *img, unsigned ei, struct check_result *res)
             }
         }
     }
-    gts = image_alloc_table (img, "grain table list", sp->n_gd, 4,
-                             VMDK_GD_CAP);
+    gts = image_alloc_table (img, "grain table list", 2ULL * sp->n_gd, 4,
+                             2ULL * VMDK_GD_CAP);
     if (gts == NULL) {
         goto out;
     }
@@ -787,6 +801,9 @@ vmdk_sparse_check (struct image *img, unsigned ei, struct check_result *res)
                              e->name, gt);
             }
             rg = 0;
+        }
+        if (rg != 0) {
+            gts[ngts++] = rg;
         }
         if (sp->gd[gt] == 0) {
             continue;
@@ -871,6 +888,9 @@ vmdk_sparse_check (struct image *img, unsigned ei, struct check_result *res)
     /* Two GTEs pointing into the same grain, or a grain on top of the
      * header, the grain directory or a grain table. */
     if (grains != NULL) {
+        uint64_t gd_sectors = DIV_ROUND_UP (sp->n_gd * 4ULL,
+                                            (uint64_t) VMDK_SECTOR);
+
         qsort (grains, ngrains, 4, cmp_u32);
         qsort (gts, ngts, 4, cmp_u32);
         for (k = 0; k < ngrains; k++) {
@@ -882,16 +902,25 @@ vmdk_sparse_check (struct image *img, unsigned ei, struct check_result *res)
                              "overlapping grains (sectors %" PRIu64 " and %"
                              PRIu32 ")", e->name, s, grains[k + 1]);
             }
-            if ((s < 1 ||
-                 (s < sp->h.gd_offset + DIV_ROUND_UP (sp->n_gd * 4ULL,
-                                                      VMDK_SECTOR) &&
-                  s + sp->h.grain_size > sp->h.gd_offset)) && report (&c)) {
+            if ((s < 1 || overlaps (s, sp->h.grain_size, sp->h.gd_offset,
+                                    gd_sectors) ||
+                 (sp->has_rgd && overlaps (s, sp->h.grain_size,
+                                           sp->h.rgd_offset, gd_sectors)) ||
+                 overlaps (s, sp->h.grain_size, sp->h.desc_offset,
+                           sp->h.desc_size)) && report (&c)) {
                 check_error (res, "vmdk: %s: grain at sector %" PRIu64
-                             " overlaps the header or grain directory",
-                             e->name, s);
+                             " overlaps the header, the descriptor or a "
+                             "grain directory", e->name, s);
             }
         }
         for (k = 0; k < ngts; k++) {
+            if (k + 1 < ngts &&
+                gts[k + 1] - gts[k] < VMDK_GT_BYTES / VMDK_SECTOR &&
+                report (&c)) {
+                check_error (res, "vmdk: %s: grain tables at sectors %"
+                             PRIu32 " and %" PRIu32 " overlap", e->name,
+                             gts[k], gts[k + 1]);
+            }
             /* The first grain ending after this table starts. */
             uint64_t lo = 0, hi = ngrains, mid, g = gts[k];
 

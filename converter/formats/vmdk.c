@@ -300,11 +300,6 @@ vmdk_open (struct image *img)
     unsigned char m[4];
     unsigned i;
 
-    v->gtc = calloc (VMDK_GT_CACHE, sizeof *v->gtc);
-    if (v->gtc == NULL) {
-        vmc_perror ("vmdk");
-        return -1;
-    }
     if (img->file->size >= 4 && bdev_pread (img->file, m, 4, 0) == -1) {
         return -1;
     }

@@ -188,7 +188,7 @@ struct vmdk {
     unsigned n_ext;
     unsigned hint;              /* last extent used */
     uint64_t gd_total;          /* bytes of all loaded GDs */
-    struct vmdk_gt_slot *gtc;   /* VMDK_GT_CACHE slots */
+    struct vmdk_gt_slot *gtc;   /* VMDK_GT_CACHE slots, made on first use */
 
     /* Compressed grains: a read window over the file, one decompressed
      * grain cached, and a reusable inflate stream. */

@@ -79,7 +79,8 @@ damage gt-entry "grain table 0 entry 0 points past the end" \
 # vmconvert check: GT entry 1 made a copy of entry 0 is two entries on one
 # grain, and the grain table no longer matches its redundant copy.
 cp "$T/good.vmdk" "$T/bad.vmdk"
-poke_le "$T/bad.vmdk" $((gt * 512 + 4)) 4 "$(peek_le "$T/bad.vmdk" $((gt * 512)) 4)"
+e0=$(peek_le "$T/bad.vmdk" $((gt * 512)) 4)
+poke_le "$T/bad.vmdk" $((gt * 512 + 4)) 4 "$e0"
 set +e
 "$VMCONVERT" check "$T/bad.vmdk" >"$T/check.out" 2>&1
 st=$?
@@ -167,7 +168,8 @@ bad "more than 4096 extents" "$T/d.vmdk"
 bad "descriptor file of [0-9]* bytes is too large" \
     "$T/d.vmdk"
 # A delta disk whose parent is missing, and one without a hint.
-desc monolithicFlat 'RW 2048 FLAT "d-flat.vmdk" 0' 'parentFileNameHint="nope.vmdk"'
+desc monolithicFlat 'RW 2048 FLAT "d-flat.vmdk" 0' \
+    'parentFileNameHint="nope.vmdk"'
 sed -i 's/parentCID=ffffffff/parentCID=01020304/' "$T/d.vmdk"
 expect_error 1 "cannot open backing file" "$VMCONVERT" convert -O raw \
     "$T/d.vmdk" "$T/out.raw"

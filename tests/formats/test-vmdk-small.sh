@@ -30,6 +30,7 @@ done
 # The fuzz seeds are these images: keep them in sync.
 seeds=$(dirname "$0")/../fuzz/corpus/vmdk
 for f in sparse zeroed stream; do
-    cmp "$T/$f.vmdk" "$seeds/tiny-$f.vmdk" || fail "fuzz seed tiny-$f.vmdk is stale"
+    cmp "$T/$f.vmdk" "$seeds/tiny-$f.vmdk" ||
+        fail "fuzz seed tiny-$f.vmdk is stale"
 done
 echo "vmdk small: ok"

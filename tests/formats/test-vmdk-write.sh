@@ -90,18 +90,22 @@ case $hdr in
     4b444d5603000000010003*) ;;
     *) fail "stream header: version 3 / flags 0x30001 expected" ;;
 esac
-[ "$(od -A n -t x1 -j 56 -N 8 "$T/c.vmdk" | tr -d ' \n')" = ffffffffffffffff ] ||
+# hexat FILE OFFSET COUNT: bytes as one hex string.
+hexat () {
+    od -v -A n -t x1 -j "$2" -N "$3" "$1" | tr -d ' \n'
+}
+[ "$(hexat "$T/c.vmdk" 56 8)" = ffffffffffffffff ] ||
     fail "stream header: gdOffset is not GD_AT_END"
 end=$(stat -c %s "$T/c.vmdk")
 [ $((end % 512)) -eq 0 ] || fail "stream size not sector aligned"
-[ "$(od -A n -t x1 -j $((end - 1536 + 12)) -N 4 "$T/c.vmdk" | tr -d ' \n')" = 03000000 ] ||
+[ "$(hexat "$T/c.vmdk" $((end - 1536 + 12)) 4)" = 03000000 ] ||
     fail "no footer marker"
-[ "$(od -A n -t x1 -j $((end - 1024)) -N 4 "$T/c.vmdk" | tr -d ' \n')" = 4b444d56 ] ||
+[ "$(hexat "$T/c.vmdk" $((end - 1024)) 4)" = 4b444d56 ] ||
     fail "no footer header"
-[ -z "$(od -v -A n -t x1 -j $((end - 512)) -N 512 "$T/c.vmdk" | tr -d ' 0\n')" ] ||
+[ -z "$(hexat "$T/c.vmdk" $((end - 512)) 512 | tr -d 0)" ] ||
     fail "no end-of-stream marker"
 # Each grain is a zlib stream (RFC 1950: 0x78 first).
-[ "$(od -A n -t x1 -j $((65536 + 12)) -N 1 "$T/c.vmdk" | tr -d ' \n')" = 78 ] ||
+[ "$(hexat "$T/c.vmdk" $((65536 + 12)) 1)" = 78 ] ||
     fail "first grain is not a zlib stream"
 
 # An empty disk, and a size that is not a multiple of 512.
