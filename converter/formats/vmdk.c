@@ -45,6 +45,8 @@
 #include "../lib/rounding.h"
 #include "vmdk.h"
 
+extern const struct image_format format_vmdk;
+
 /* Extents visited by one block status answer. */
 #define STATUS_MAX_EXTENTS 64
 
@@ -412,6 +414,36 @@ find_extent (struct vmdk *v, uint64_t off)
     return lo;
 }
 
+/* A delta disk is only valid on top of the parent it was made from: the
+ * parent's CID must be the delta's parentCID (VMware refuses to open the
+ * disk otherwise, qemu fails reads).  The core opens the chain after
+ * open(), so this runs on first use. */
+static int
+check_parent (struct image *img)
+{
+    struct vmdk *v = img->priv;
+    const struct vmdk *pv;
+
+    if (v->parent_checked || img->backing == NULL) {
+        return 0;
+    }
+    if (img->backing->fmt != &format_vmdk) {
+        vmc_error ("vmdk: the parent of a delta disk must be a vmdk, %s is "
+                   "%s", img->backing->filename, img->backing->fmt->name);
+        return -1;
+    }
+    pv = img->backing->priv;
+    if (!pv->desc.has_cid || pv->desc.cid != v->desc.parent_cid) {
+        vmc_error ("vmdk: parentCID %08" PRIx32 " does not match the CID %08"
+                   PRIx32 " of %s (the parent changed after the delta was "
+                   "made)", v->desc.parent_cid, pv->desc.cid,
+                   img->backing->filename);
+        return -1;
+    }
+    v->parent_checked = true;
+    return 0;
+}
+
 static int
 vmdk_pread (struct image *img, void *buf, size_t count, uint64_t offset)
 {
@@ -419,6 +451,10 @@ vmdk_pread (struct image *img, void *buf, size_t count, uint64_t offset)
     unsigned char *p = buf;
     uint64_t n, rel;
     unsigned ei;
+
+    if (check_parent (img) == -1) {
+        return -1;
+    }
 
     while (count > 0) {
         struct vmdk_extent *e;
@@ -501,6 +537,10 @@ vmdk_block_status (struct image *img, uint64_t offset, uint64_t count,
     const struct vmdk_extent *e = &v->ext[ei];
     uint64_t len, done;
     enum extent_type t;
+
+    if (check_parent (img) == -1) {
+        return -1;
+    }
 
     if (extent_status (img, ei, offset - e->start, count, &ext->type,
                        &done) == -1) {

@@ -204,6 +204,8 @@ struct vmdk {
     z_stream zs;
     bool zs_ready;
 
+    bool parent_checked;        /* the parent's CID was compared */
+
     struct vmdk_writer *w;      /* writing only */
 };
 

@@ -176,6 +176,13 @@ expect_error 1 "cannot open backing file" "$VMCONVERT" convert -O raw \
 desc monolithicFlat 'RW 2048 FLAT "d-flat.vmdk" 0'
 sed -i 's/parentCID=ffffffff/parentCID=01020304/' "$T/d.vmdk"
 bad "parentFileNameHint" "$T/d.vmdk"
+# A delta disk whose parent changed after the delta was made (CID).
+qemu-img create -q -f vmdk -b good.vmdk -F vmdk "$T/delta.vmdk"
+"$VMCONVERT" convert -O raw "$T/delta.vmdk" "$T/ok2.raw" || fail "delta"
+at=$(grep -boa '^CID=' "$T/good.vmdk" | head -n 1 | cut -d: -f1)
+printf '0badc1d0' | dd of="$T/good.vmdk" bs=1 seek=$((at + 4)) conv=notrunc \
+    2>/dev/null
+bad "parentCID [0-9a-f]* does not match the CID 0badc1d0" "$T/delta.vmdk"
 # COWD (ESX sparse) is refused by name.
 printf 'COWD' >"$T/cowd.vmdk"
 head -c 4092 /dev/zero >>"$T/cowd.vmdk"
