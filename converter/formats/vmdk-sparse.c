@@ -35,6 +35,8 @@
  * one grain (the last grain may be shorter, down to what the disk needs).
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -490,7 +492,232 @@ compressed_buffers (struct vmdk *v, const struct vmdk_sparse *sp)
     return 0;
 }
 
-/* Decompress grain GIDX of extent EI (marker at SECTOR) into v->grain. */
+static bool
+in_window (const struct vmdk *v, const struct blockdev *bd, uint64_t pos,
+           uint64_t len)
+{
+    return v->cwin_bd == bd && pos >= v->cwin_off &&
+        pos + len <= v->cwin_off + v->cwin_len;
+}
+
+/* ---- batch inflate on two threads ---- */
+
+struct vmdk_inflater {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned gen, done_gen;
+    bool quit;
+    z_stream zs;
+    struct vmdk_zitem *items;
+    unsigned n;
+    uint64_t grain_bytes;
+};
+
+static void
+inflate_item (z_stream *zs, struct vmdk_zitem *it, uint64_t grain_bytes)
+{
+    int zr;
+
+    if (inflateReset (zs) != Z_OK) {
+        it->status = 2;
+        return;
+    }
+    zs->next_in = (unsigned char *) it->src;
+    zs->avail_in = it->size;
+    zs->next_out = it->dst;
+    zs->avail_out = (uInt) grain_bytes;
+    zr = inflate (zs, Z_FINISH);
+    it->got = grain_bytes - zs->avail_out;
+    if (zr != Z_STREAM_END) {
+        it->status = zs->avail_out == 0 ? 1 : 2;
+    }
+    else {
+        it->status = it->got == grain_bytes ? 0 : 3;
+    }
+}
+
+/* The helper inflates the even items of each batch. */
+static void *
+inflater (void *arg)
+{
+    struct vmdk_inflater *zw = arg;
+    unsigned seen = 0, i;
+
+    for (;;) {
+        pthread_mutex_lock (&zw->lock);
+        while (zw->gen == seen && !zw->quit) {
+            pthread_cond_wait (&zw->cond, &zw->lock);
+        }
+        if (zw->quit) {
+            pthread_mutex_unlock (&zw->lock);
+            return NULL;
+        }
+        seen = zw->gen;
+        pthread_mutex_unlock (&zw->lock);
+        for (i = 0; i < zw->n; i += 2) {
+            inflate_item (&zw->zs, &zw->items[i], zw->grain_bytes);
+        }
+        pthread_mutex_lock (&zw->lock);
+        zw->done_gen = seen;
+        pthread_cond_broadcast (&zw->cond);
+        pthread_mutex_unlock (&zw->lock);
+    }
+}
+
+void
+vmdk_inflater_free (struct vmdk_inflater *zw)
+{
+    if (zw == NULL) {
+        return;
+    }
+    pthread_mutex_lock (&zw->lock);
+    zw->quit = true;
+    pthread_cond_broadcast (&zw->cond);
+    pthread_mutex_unlock (&zw->lock);
+    pthread_join (zw->thread, NULL);
+    pthread_mutex_destroy (&zw->lock);
+    pthread_cond_destroy (&zw->cond);
+    inflateEnd (&zw->zs);
+    free (zw);
+}
+
+/* Start the helper; without it, batches run on this thread only. */
+static struct vmdk_inflater *
+get_inflater (struct vmdk *v)
+{
+    struct vmdk_inflater *zw;
+
+    if (v->zw != NULL || v->zw_failed) {
+        return v->zw;
+    }
+    v->zw_failed = true;
+    zw = calloc (1, sizeof *zw);
+    if (zw == NULL) {
+        return NULL;
+    }
+    if (inflateInit (&zw->zs) != Z_OK) {
+        free (zw);
+        return NULL;
+    }
+    pthread_mutex_init (&zw->lock, NULL);
+    pthread_cond_init (&zw->cond, NULL);
+    if (pthread_create (&zw->thread, NULL, inflater, zw) != 0) {
+        pthread_mutex_destroy (&zw->lock);
+        pthread_cond_destroy (&zw->cond);
+        inflateEnd (&zw->zs);
+        free (zw);
+        return NULL;
+    }
+    v->zw_failed = false;
+    v->zw = zw;
+    return zw;
+}
+
+/* Inflate the pending batch (its sources are in the read window). */
+static int
+zbatch_flush (struct image *img)
+{
+    struct vmdk *v = img->priv;
+    struct vmdk_inflater *zw = NULL;
+    uint64_t gb;
+    unsigned i;
+
+    if (v->zn == 0) {
+        return 0;
+    }
+    gb = v->ext[v->zbatch[0].ei].sp->grain_bytes;
+    if (v->zn >= 2) {
+        zw = get_inflater (v);
+    }
+    if (zw != NULL) {
+        pthread_mutex_lock (&zw->lock);
+        zw->items = v->zbatch;
+        zw->n = v->zn;
+        zw->grain_bytes = gb;
+        zw->gen++;
+        pthread_cond_broadcast (&zw->cond);
+        pthread_mutex_unlock (&zw->lock);
+        for (i = 1; i < v->zn; i += 2) {
+            inflate_item (&v->zs, &v->zbatch[i], gb);
+        }
+        pthread_mutex_lock (&zw->lock);
+        while (zw->done_gen != zw->gen) {
+            pthread_cond_wait (&zw->cond, &zw->lock);
+        }
+        pthread_mutex_unlock (&zw->lock);
+    }
+    else {
+        for (i = 0; i < v->zn; i++) {
+            inflate_item (&v->zs, &v->zbatch[i], gb);
+        }
+    }
+    for (i = 0; i < v->zn; i++) {
+        const struct vmdk_zitem *it = &v->zbatch[i];
+
+        if (it->status != 0) {
+            v->zn = 0;
+            vmc_error ("vmdk: %s: compressed grain at sector %" PRIu64 " %s",
+                       v->ext[it->ei].name, it->sector,
+                       it->status == 1 ? "inflates to more than one grain"
+                       : it->status == 2 ? "has corrupt deflate data"
+                       : "inflates to less than one grain");
+            return -1;
+        }
+    }
+    v->zn = 0;
+    return 0;
+}
+
+/* The compressed bytes of grain GIDX of extent EI, whose marker is at
+ * SECTOR, made available in the read window (flushing the batch first
+ * when the window must move). */
+static int
+grain_record (struct image *img, unsigned ei, uint64_t gidx, uint64_t sector,
+              const unsigned char **data, uint32_t *size)
+{
+    struct vmdk *v = img->priv;
+    struct vmdk_extent *e = &v->ext[ei];
+    const struct vmdk_sparse *sp = e->sp;
+    const unsigned char *m;
+    uint64_t pos = sector * VMDK_SECTOR, lba;
+
+    if (!in_window (v, e->bd, pos, VMDK_GRAIN_MARKER) &&
+        zbatch_flush (img) == -1) {
+        return -1;
+    }
+    m = window (v, e->bd, pos, VMDK_GRAIN_MARKER);
+    if (m == NULL) {
+        return -1;
+    }
+    lba = get_le64 (m);
+    *size = get_le32 (m + 8);
+    if (lba != gidx * sp->h.grain_size) {
+        vmc_error ("vmdk: %s: grain marker at sector %" PRIu64 " has LBA %"
+                   PRIu64 ", expected %" PRIu64, e->name, sector, lba,
+                   gidx * sp->h.grain_size);
+        return -1;
+    }
+    if (*size == 0 || *size > max_csize (sp)) {
+        vmc_error ("vmdk: %s: grain marker at sector %" PRIu64 " has size %"
+                   PRIu32 " (limit %" PRIu64 ")", e->name, sector, *size,
+                   max_csize (sp));
+        return -1;
+    }
+    if (!in_window (v, e->bd, pos, VMDK_GRAIN_MARKER + *size) &&
+        zbatch_flush (img) == -1) {
+        return -1;
+    }
+    m = window (v, e->bd, pos, VMDK_GRAIN_MARKER + *size);
+    if (m == NULL) {
+        return -1;
+    }
+    *data = m + VMDK_GRAIN_MARKER;
+    return 0;
+}
+
+/* Decompress grain GIDX of extent EI (marker at SECTOR) into v->grain:
+ * the one-grain cache, for partial reads and the short last grain. */
 static int
 load_compressed (struct image *img, unsigned ei, uint64_t gidx,
                  uint64_t sector)
@@ -498,8 +725,8 @@ load_compressed (struct image *img, unsigned ei, uint64_t gidx,
     struct vmdk *v = img->priv;
     struct vmdk_extent *e = &v->ext[ei];
     const struct vmdk_sparse *sp = e->sp;
-    const unsigned char *m;
-    uint64_t pos = sector * VMDK_SECTOR, lba, need, got;
+    const unsigned char *data;
+    uint64_t need, got;
     uint32_t size;
     int zr;
 
@@ -510,33 +737,14 @@ load_compressed (struct image *img, unsigned ei, uint64_t gidx,
         return -1;
     }
     v->grain_valid = false;
-    m = window (v, e->bd, pos, VMDK_GRAIN_MARKER);
-    if (m == NULL) {
-        return -1;
-    }
-    lba = get_le64 (m);
-    size = get_le32 (m + 8);
-    if (lba != gidx * sp->h.grain_size) {
-        vmc_error ("vmdk: %s: grain marker at sector %" PRIu64 " has LBA %"
-                   PRIu64 ", expected %" PRIu64, e->name, sector, lba,
-                   gidx * sp->h.grain_size);
-        return -1;
-    }
-    if (size == 0 || size > max_csize (sp)) {
-        vmc_error ("vmdk: %s: grain marker at sector %" PRIu64 " has size %"
-                   PRIu32 " (limit %" PRIu64 ")", e->name, sector, size,
-                   max_csize (sp));
-        return -1;
-    }
-    m = window (v, e->bd, pos, VMDK_GRAIN_MARKER + size);
-    if (m == NULL) {
+    if (grain_record (img, ei, gidx, sector, &data, &size) == -1) {
         return -1;
     }
     if (inflateReset (&v->zs) != Z_OK) {
         vmc_error ("vmdk: inflateReset failed");
         return -1;
     }
-    v->zs.next_in = (unsigned char *) m + VMDK_GRAIN_MARKER;
+    v->zs.next_in = (unsigned char *) data;
     v->zs.avail_in = size;
     v->zs.next_out = v->grain;
     v->zs.avail_out = (uInt) sp->grain_bytes;
@@ -614,9 +822,32 @@ vmdk_sparse_pread (struct image *img, unsigned ei, unsigned char *buf,
         if (vmdk_sparse_lookup (img, ei, gidx, &kind, &sector) == -1) {
             return -1;
         }
-        if (kind == VMDK_G_DATA && sp->compressed) {
+        if (kind == VMDK_G_DATA && sp->compressed && in == 0 &&
+            n == sp->grain_bytes) {
+            /* A whole grain: inflate it in place, in a batch. */
+            struct vmdk_zitem *it;
+            const unsigned char *data;
+            uint32_t size;
+
             if (run_flush (img, e->bd, &r) == -1 ||
+                compressed_buffers (v, sp) == -1 ||
+                (v->zn == VMDK_ZBATCH && zbatch_flush (img) == -1) ||
+                grain_record (img, ei, gidx, sector, &data, &size) == -1) {
+                v->zn = 0;
+                return -1;
+            }
+            it = &v->zbatch[v->zn++];
+            it->src = data;
+            it->size = size;
+            it->dst = buf;
+            it->sector = sector;
+            it->ei = ei;
+        }
+        else if (kind == VMDK_G_DATA && sp->compressed) {
+            if (run_flush (img, e->bd, &r) == -1 ||
+                zbatch_flush (img) == -1 ||
                 load_compressed (img, ei, gidx, sector) == -1) {
+                v->zn = 0;
                 return -1;
             }
             memcpy (buf, v->grain + in, n);
@@ -640,7 +871,11 @@ vmdk_sparse_pread (struct image *img, unsigned ei, unsigned char *buf,
         buf += n;
         off += n;
     }
-    return run_flush (img, e->bd, &r);
+    if (run_flush (img, e->bd, &r) == -1 || zbatch_flush (img) == -1) {
+        v->zn = 0;
+        return -1;
+    }
+    return 0;
 }
 
 /* Work bounds of one status call: grain directory entries visited and

@@ -384,6 +384,7 @@ vmdk_close (struct image *img)
     if (v->zs_ready) {
         inflateEnd (&v->zs);
     }
+    vmdk_inflater_free (v->zw);
     vmdk_writer_free (v->w);
 }
 

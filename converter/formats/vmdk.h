@@ -35,7 +35,8 @@
 #define VMDK_GD_TOTAL_CAP (16u << 20)   /* all grain directories, bytes */
 #define VMDK_MAX_SECTORS (1ULL << 47)   /* 64 PiB virtual size */
 #define VMDK_GT_CACHE 256u              /* cached grain tables (512 KiB) */
-#define VMDK_CWIN_MIN (1u << 20)        /* compressed read window, bytes */
+#define VMDK_CWIN_MIN (4u << 20)        /* compressed read window, bytes */
+#define VMDK_ZBATCH 64u                 /* grains inflated per batch */
 
 /* On-disk constants. */
 #define VMDK_MAGIC 0x564d444bu          /* "KDMV" as a little-endian u32 */
@@ -181,6 +182,18 @@ struct vmdk_gt_slot {
 };
 
 struct vmdk_writer;
+struct vmdk_inflater;
+
+/* One compressed grain to inflate straight into the caller's buffer. */
+struct vmdk_zitem {
+    const unsigned char *src;   /* zlib stream, inside the read window */
+    uint32_t size;
+    unsigned char *dst;         /* one whole grain */
+    uint64_t sector;            /* of the marker, for messages */
+    unsigned ei;
+    int status;                 /* 0 ok, 1 too long, 2 corrupt, 3 short */
+    uint64_t got;
+};
 
 struct vmdk {
     struct vmdk_desc desc;
@@ -203,6 +216,13 @@ struct vmdk {
     uint64_t grain_idx;
     z_stream zs;
     bool zs_ready;
+
+    /* Whole compressed grains of one read are inflated as a batch, on
+     * this thread and a helper thread (started on first use). */
+    struct vmdk_zitem zbatch[VMDK_ZBATCH];
+    unsigned zn;
+    struct vmdk_inflater *zw;
+    bool zw_failed;
 
     bool parent_checked;        /* the parent's CID was compared */
 
@@ -232,6 +252,9 @@ int vmdk_sparse_pread (struct image *img, unsigned ei, unsigned char *buf,
  * bounded work per call. */
 int vmdk_sparse_status (struct image *img, unsigned ei, uint64_t off,
                         uint64_t max, enum vmdk_gkind *kind, uint64_t *len);
+
+/* Stop and free the inflate helper thread; NULL is fine. */
+void vmdk_inflater_free (struct vmdk_inflater *zw);
 
 /* Deep check of sparse extent EI. */
 int vmdk_sparse_check (struct image *img, unsigned ei,
