@@ -154,6 +154,10 @@ parse_extent (struct vmdk_desc *d, char *line, unsigned lineno)
     if (strcmp (type, "SPARSE") == 0) {
         e->type = VMDK_EXT_SPARSE;
     }
+    else if (strcmp (type, "VMFSSPARSE") == 0) {
+        /* ESX sparse (COWD); the file's magic decides. */
+        e->type = VMDK_EXT_SPARSE;
+    }
     else if (strcmp (type, "FLAT") == 0 || strcmp (type, "VMFS") == 0) {
         e->type = VMDK_EXT_FLAT;
     }
@@ -162,7 +166,7 @@ parse_extent (struct vmdk_desc *d, char *line, unsigned lineno)
     }
     else {
         vmc_error ("vmdk: descriptor line %u: extent type \"%.40s\" is not "
-                   "supported (SPARSE, FLAT, VMFS, ZERO)", lineno, type);
+                   "supported (SPARSE, VMFSSPARSE, FLAT, VMFS, ZERO)", lineno, type);
         return -1;
     }
     while (is_blank (*p)) {

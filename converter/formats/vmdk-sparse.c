@@ -216,6 +216,46 @@ read_footer (struct blockdev *bd, const char *name, struct vmdk_header *h)
     return 0;
 }
 
+/* An ESX sparse (COWD) header, as the equivalent hosted sparse header
+ * with 8 x 512-entry tables per directory entry. */
+static int
+cowd_header (const unsigned char *b, const char *name, uint64_t fsize,
+             struct vmdk_sparse *sp)
+{
+    uint32_t version = get_le32 (b + 4), gran = get_le32 (b + 16);
+    uint32_t root = get_le32 (b + 20);
+
+    if (version != 1) {
+        vmc_error ("vmdk: %s: COWD version %" PRIu32 " is not supported (1)",
+                   name, version);
+        return -1;
+    }
+    if (!is_power_of_2 (gran) || gran > VMDK_MAX_GRAIN_SECTORS) {
+        vmc_error ("vmdk: %s: COWD granularity %" PRIu32 " is not a power "
+                   "of 2 up to %u sectors", name, gran,
+                   VMDK_MAX_GRAIN_SECTORS);
+        return -1;
+    }
+    if (root < 4 || !sectors_inside (root, 4, fsize)) {
+        vmc_error ("vmdk: %s: COWD rootOffset %" PRIu32 " is outside the "
+                   "file", name, root);
+        return -1;
+    }
+    memset (&sp->h, 0, sizeof sp->h);
+    sp->h.magic = VMDK_COWD_MAGIC;
+    sp->h.version = version;
+    sp->h.flags = get_le32 (b + 8);
+    sp->h.capacity = get_le32 (b + 12);
+    sp->h.grain_size = gran;
+    sp->h.num_gtes_per_gt = VMDK_COWD_GTES;
+    sp->h.gd_offset = root;
+    sp->h.overhead = 4;
+    sp->cowd = true;
+    sp->cowd_roots = get_le32 (b + 24);
+    sp->gd_mult = VMDK_COWD_GTES / VMDK_GTES_PER_GT;
+    return 0;
+}
+
 void
 vmdk_sparse_free (struct vmdk_sparse *sp)
 {
@@ -248,13 +288,21 @@ vmdk_sparse_open (struct image *img, struct blockdev *bd, const char *name,
         return -1;
     }
     sp->file_size = bd->size;
-    vmdk_header_decode (b, &sp->h);
-    if (validate_header (&sp->h, name, bd->size, "header") == -1) {
-        goto fail;
+    sp->gd_mult = 1;
+    if (get_le32 (b) == VMDK_COWD_MAGIC) {
+        if (cowd_header (b, name, bd->size, sp) == -1) {
+            goto fail;
+        }
     }
-    if (sp->h.gd_offset == VMDK_GD_AT_END &&
-        read_footer (bd, name, &sp->h) == -1) {
-        goto fail;
+    else {
+        vmdk_header_decode (b, &sp->h);
+        if (validate_header (&sp->h, name, bd->size, "header") == -1) {
+            goto fail;
+        }
+        if (sp->h.gd_offset == VMDK_GD_AT_END &&
+            read_footer (bd, name, &sp->h) == -1) {
+            goto fail;
+        }
     }
     if (sectors == 0) {
         sectors = sp->h.capacity;
@@ -273,13 +321,20 @@ vmdk_sparse_open (struct image *img, struct blockdev *bd, const char *name,
     sp->cap_bytes = sectors * VMDK_SECTOR;
     grains = DIV_ROUND_UP (sectors, sp->h.grain_size);
     n_gd = DIV_ROUND_UP (grains, (uint64_t) VMDK_GTES_PER_GT);
+    sp->n_gd = (uint32_t) MIN (n_gd, (uint64_t) UINT32_MAX);
+    /* The directory on disk: COWD entries each cover gd_mult tables. */
+    n_gd = DIV_ROUND_UP (n_gd, (uint64_t) sp->gd_mult);
     if (n_gd * 4 > VMDK_GD_CAP || v->gd_total + n_gd * 4 > VMDK_GD_TOTAL_CAP) {
         vmc_error ("vmdk: %s: grain directory of %" PRIu64 " entries is too "
                    "large (limit %u bytes per extent, %u in all)", name, n_gd,
                    VMDK_GD_CAP, VMDK_GD_TOTAL_CAP);
         goto fail;
     }
-    sp->n_gd = (uint32_t) n_gd;
+    if (sp->cowd && n_gd > sp->cowd_roots) {
+        vmc_error ("vmdk: %s: numRootEntries %" PRIu32 " is too small for %"
+                   PRIu64 " sectors", name, sp->cowd_roots, sectors);
+        goto fail;
+    }
     if (!sectors_inside (sp->h.gd_offset, n_gd * 4, bd->size)) {
         vmc_error ("vmdk: %s: grain directory at sector %" PRIu64 " (%"
                    PRIu64 " entries) runs past the end of the file", name,
@@ -298,7 +353,8 @@ vmdk_sparse_open (struct image *img, struct blockdev *bd, const char *name,
     for (i = 0; i < n_gd; i++) {
         sp->gd[i] = le32toh (sp->gd[i]);
         if (sp->gd[i] != 0 &&
-            !sectors_inside (sp->gd[i], VMDK_GT_BYTES, bd->size)) {
+            !sectors_inside (sp->gd[i], VMDK_GT_BYTES * sp->gd_mult,
+                             bd->size)) {
             vmc_error ("vmdk: %s: grain directory entry %" PRIu64 " points "
                        "past the end of the file (sector %" PRIu32 ")", name,
                        i, sp->gd[i]);
@@ -365,7 +421,8 @@ get_gt (struct image *img, unsigned ei, uint64_t gt)
     }
     s->ext = 0;
     if (bdev_pread (e->bd, s->e, VMDK_GT_BYTES,
-                    (uint64_t) e->sp->gd[gt] * VMDK_SECTOR) == -1) {
+                    (uint64_t) vmdk_gt_sector (e->sp, gt) * VMDK_SECTOR)
+        == -1) {
         return NULL;
     }
     for (j = 0; j < VMDK_GTES_PER_GT; j++) {
@@ -394,7 +451,7 @@ vmdk_sparse_lookup (struct image *img, unsigned ei, uint64_t gidx,
                    gidx);
         return -1;
     }
-    if (sp->gd[gt] == 0) {
+    if (vmdk_gt_sector (sp, gt) == 0) {
         *kind = VMDK_G_UNALLOC;
         return 0;
     }
@@ -905,7 +962,7 @@ vmdk_sparse_status (struct image *img, unsigned ei, uint64_t off,
             if (++gde_seen > STATUS_MAX_GDE) {
                 break;
             }
-            if (sp->gd[gt] == 0) {
+            if (vmdk_gt_sector (sp, gt) == 0) {
                 if (*kind != VMDK_G_UNALLOC) {
                     break;
                 }
@@ -1022,11 +1079,12 @@ vmdk_sparse_check (struct image *img, unsigned ei, struct check_result *res)
     }
     for (gt = 0; gt < sp->n_gd && c.reports <= CHECK_MAX_REPORTS; gt++) {
         uint32_t rg = rgd != NULL ? le32toh (rgd[gt]) : 0;
+        uint32_t gs = vmdk_gt_sector (sp, gt);
 
-        if (rgd != NULL && (rg == 0) != (sp->gd[gt] == 0) && report (&c)) {
+        if (rgd != NULL && (rg == 0) != (gs == 0) && report (&c)) {
             check_error (res, "vmdk: %s: grain directory entry %" PRIu64
                          " (%" PRIu32 ") and its redundant copy (%" PRIu32
-                         ") disagree", e->name, gt, sp->gd[gt], rg);
+                         ") disagree", e->name, gt, gs, rg);
         }
         if (rgd != NULL && rg != 0 &&
             !sectors_inside (rg, VMDK_GT_BYTES, sp->file_size)) {
@@ -1040,11 +1098,13 @@ vmdk_sparse_check (struct image *img, unsigned ei, struct check_result *res)
         if (rg != 0) {
             gts[ngts++] = rg;
         }
-        if (sp->gd[gt] == 0) {
+        if (gs == 0) {
             continue;
         }
-        gts[ngts++] = sp->gd[gt];
-        if (!check_read_gt (e->bd, sp->gd[gt], t, &c, "grain table", gt)) {
+        if (gt % sp->gd_mult == 0) {
+            gts[ngts++] = gs;
+        }
+        if (!check_read_gt (e->bd, gs, t, &c, "grain table", gt)) {
             continue;
         }
         if (rgd != NULL && rg != 0 &&
@@ -1123,8 +1183,11 @@ vmdk_sparse_check (struct image *img, unsigned ei, struct check_result *res)
     /* Two GTEs pointing into the same grain, or a grain on top of the
      * header, the grain directory or a grain table. */
     if (grains != NULL) {
-        uint64_t gd_sectors = DIV_ROUND_UP (sp->n_gd * 4ULL,
+        uint64_t gd_sectors = DIV_ROUND_UP (DIV_ROUND_UP (sp->n_gd,
+                                                          sp->gd_mult) * 4ULL,
                                             (uint64_t) VMDK_SECTOR);
+        uint64_t gt_secs = (uint64_t) sp->gd_mult * VMDK_GT_BYTES /
+            VMDK_SECTOR;
 
         qsort (grains, ngrains, 4, cmp_u32);
         qsort (gts, ngts, 4, cmp_u32);
@@ -1137,7 +1200,7 @@ vmdk_sparse_check (struct image *img, unsigned ei, struct check_result *res)
                              "overlapping grains (sectors %" PRIu64 " and %"
                              PRIu32 ")", e->name, s, grains[k + 1]);
             }
-            if ((s < 1 || overlaps (s, sp->h.grain_size, sp->h.gd_offset,
+            if ((s < (sp->cowd ? 4u : 1u) || overlaps (s, sp->h.grain_size, sp->h.gd_offset,
                                     gd_sectors) ||
                  (sp->has_rgd && overlaps (s, sp->h.grain_size,
                                            sp->h.rgd_offset, gd_sectors)) ||
@@ -1149,8 +1212,7 @@ vmdk_sparse_check (struct image *img, unsigned ei, struct check_result *res)
             }
         }
         for (k = 0; k < ngts; k++) {
-            if (k + 1 < ngts &&
-                gts[k + 1] - gts[k] < VMDK_GT_BYTES / VMDK_SECTOR &&
+            if (k + 1 < ngts && gts[k + 1] - gts[k] < gt_secs &&
                 report (&c)) {
                 check_error (res, "vmdk: %s: grain tables at sectors %"
                              PRIu32 " and %" PRIu32 " overlap", e->name,
@@ -1168,7 +1230,7 @@ vmdk_sparse_check (struct image *img, unsigned ei, struct check_result *res)
                     hi = mid;
                 }
             }
-            if (lo < ngrains && grains[lo] < g + VMDK_GT_BYTES / VMDK_SECTOR &&
+            if (lo < ngrains && grains[lo] < g + gt_secs &&
                 report (&c)) {
                 check_error (res, "vmdk: %s: grain at sector %" PRIu32
                              " overlaps grain table at sector %" PRIu64,

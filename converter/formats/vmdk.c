@@ -13,13 +13,14 @@
  * ("# Disk DescriptorFile" first, or a createType= line).  Supported
  * createTypes: monolithicSparse, twoGbMaxExtentSparse, monolithicFlat,
  * twoGbMaxExtentFlat, streamOptimized, vmfs, vmfsThin, vmfsPreallocated,
- * vmfsEagerZeroedThick.  Extent types: SPARSE (hosted sparse, including
- * compressed stream-optimized grains and the footer when gdOffset is
- * GD_AT_END), FLAT and VMFS (read as flat, holes reported as zeros), ZERO.
- * Delta disks: parentCID + parentFileNameHint become the backing file
- * (format vmdk), unallocated grains come from it.  Not supported (clear
- * errors): VMFSSPARSE / COWD, SESPARSE, raw device mappings, compressed
- * grains without markers.
+ * vmfsEagerZeroedThick, vmfsSparse.  Extent types: SPARSE (hosted sparse,
+ * including compressed stream-optimized grains and the footer when
+ * gdOffset is GD_AT_END), VMFSSPARSE (ESX sparse "COWD", as used by ESXi
+ * snapshots on VMFS 5), FLAT and VMFS (read as flat, holes reported as
+ * zeros), ZERO.  Delta disks: parentCID + parentFileNameHint become the
+ * backing file (format vmdk), unallocated grains come from it, and the
+ * parent's CID must match.  Not supported (clear errors): SESPARSE (VMFS 6
+ * snapshots), raw device mappings, compressed grains without markers.
  *
  * Limits on hostile input: descriptor text <= 1 MiB (VMDK_DESC_MAX, as
  * qemu), <= 4096 extent lines, extent files must be regular files (a
@@ -53,7 +54,7 @@ extern const struct image_format format_vmdk;
 static const char *const create_types[] = {
     "monolithicSparse", "twoGbMaxExtentSparse", "monolithicFlat",
     "twoGbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsThin",
-    "vmfsPreallocated", "vmfsEagerZeroedThick", NULL,
+    "vmfsPreallocated", "vmfsEagerZeroedThick", "vmfsSparse", NULL,
 };
 
 static int
@@ -250,6 +251,44 @@ open_sparse_file (struct image *img)
     return 0;
 }
 
+/* An ESX sparse (COWD) file opened directly.  Only a root disk: a delta
+ * needs its descriptor, which names the parent. */
+static int
+open_cowd_file (struct image *img)
+{
+    struct vmdk *v = img->priv;
+    unsigned char b[12];
+    struct vmdk_extent *e;
+
+    if (img->file->size < 2048 || bdev_pread (img->file, b, sizeof b, 0)
+        == -1) {
+        vmc_error ("vmdk: COWD file is too small for its header");
+        return -1;
+    }
+    if (!(get_le32 (b + 8) & VMDK_COWD_FLAG_ROOT)) {
+        vmc_error ("vmdk: this COWD extent is a delta disk: open its "
+                   "descriptor, which names the parent");
+        return -1;
+    }
+    v->ext = calloc (1, sizeof *v->ext);
+    if (v->ext == NULL) {
+        vmc_perror ("vmdk");
+        return -1;
+    }
+    e = &v->ext[0];
+    e->type = VMDK_EXT_SPARSE;
+    e->bd = img->file;
+    e->name = img->filename;
+    if (vmdk_sparse_open (img, img->file, img->filename, 0, &e->sp) == -1) {
+        return -1;
+    }
+    v->n_ext = 1;
+    e->length = e->sp->cap_bytes;
+    img->size = e->length;
+    snprintf (v->desc.create_type, sizeof v->desc.create_type, "vmfsSparse");
+    return 0;
+}
+
 static void
 add_info (struct image *img)
 {
@@ -282,7 +321,8 @@ add_info (struct image *img)
         }
         n += (size_t) snprintf (buf + n, sizeof buf - n, "%s%s%s%s",
                                 i > 0 ? ", " : "",
-                                e->type == VMDK_EXT_SPARSE ? "SPARSE"
+                                e->sp != NULL && e->sp->cowd ? "VMFSSPARSE"
+                                : e->type == VMDK_EXT_SPARSE ? "SPARSE"
                                 : e->type == VMDK_EXT_FLAT ? "FLAT" : "ZERO",
                                 e->type == VMDK_EXT_ZERO ? "" : " ",
                                 e->type == VMDK_EXT_ZERO ? ""
@@ -311,9 +351,9 @@ vmdk_open (struct image *img)
         }
     }
     else if (img->file->size >= 4 && get_le32 (m) == VMDK_COWD_MAGIC) {
-        vmc_error ("vmdk: ESX sparse extents (COWD, VMFSSPARSE) are not "
-                   "supported");
-        return -1;
+        if (open_cowd_file (img) == -1) {
+            return -1;
+        }
     }
     else {
         unsigned char head[512];

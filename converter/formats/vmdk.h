@@ -66,6 +66,22 @@
 #define VMDK_GRAIN_MARKER 12u
 
 /*
+ * COWDisk_Header (ESX sparse extent, VMFSSPARSE), 2048 bytes, little-endian:
+ *
+ *   0 u32 magicNumber "COWD"        16 u32 granularity (sectors per grain)
+ *   4 u32 version (1)               20 u32 rootOffset (sector of the GD)
+ *   8 u32 flags (1 root, 2 check-   24 u32 numRootEntries
+ *         capable, 4 inconsistent)  28 u32 freeSector
+ *  12 u32 numSectors                32 ... parent name, generation, name,
+ *                                         description (unused here)
+ *
+ * The GD ("root entries") holds u32 sectors of grain tables of 4096 u32
+ * entries; an entry is the sector of its grain, 0 = in the parent.
+ */
+#define VMDK_COWD_GTES 4096u
+#define VMDK_COWD_FLAG_ROOT 1u
+
+/*
  * SparseExtentHeader, 512 bytes, little-endian, packed:
  *
  *   0  u32 magicNumber        "KDMV"
@@ -161,10 +177,23 @@ struct vmdk_sparse {
     uint64_t grain_bytes;
     unsigned grain_shift;
     uint64_t cap_bytes;         /* bytes this extent serves */
-    uint32_t n_gd;              /* grain directory entries */
-    uint32_t *gd;               /* host order */
-    bool compressed, zero_grain, has_rgd;
+    uint32_t n_gd;              /* grain tables of 512 entries */
+    uint32_t *gd;               /* host order, n_gd / gd_mult entries */
+    unsigned gd_mult;           /* 512-entry tables per GD entry: 1, or
+                                 * 8 for COWD (4096-entry tables) */
+    bool compressed, zero_grain, has_rgd, cowd;
+    uint32_t cowd_roots;        /* COWD numRootEntries */
 };
+
+/* Sector of 512-entry grain table GT, 0 when it has none. */
+static inline uint32_t
+vmdk_gt_sector (const struct vmdk_sparse *sp, uint64_t gt)
+{
+    uint32_t s = sp->gd[gt / sp->gd_mult];
+
+    return s == 0 ? 0
+        : s + (uint32_t) (gt % sp->gd_mult) * (VMDK_GTES_PER_GT * 4 / 512);
+}
 
 struct vmdk_extent {
     enum vmdk_ext_type type;

@@ -138,8 +138,8 @@ desc monolithicFlat 'RW 2048 FLAT "d-flat.vmdk" 18446744073709551615'
 bad "extent offset" "$T/d.vmdk"
 desc monolithicFlat 'RW 2048 FLAT d-flat.vmdk 0'
 bad "double quotes" "$T/d.vmdk"
-desc vmfsSparse 'RW 2048 VMFSSPARSE "d-flat.vmdk"'
-bad "extent type \"VMFSSPARSE\"" "$T/d.vmdk"
+desc vmfs 'RW 2048 SESPARSE "d-flat.vmdk"'
+bad "extent type \"SESPARSE\"" "$T/d.vmdk"
 desc fullDevice 'RW 2048 FLAT "d-flat.vmdk" 0'
 bad "createType \"fullDevice\" is not supported" "$T/d.vmdk"
 desc monolithicFlat
@@ -183,8 +183,14 @@ at=$(grep -boa '^CID=' "$T/good.vmdk" | head -n 1 | cut -d: -f1)
 printf '0badc1d0' | dd of="$T/good.vmdk" bs=1 seek=$((at + 4)) conv=notrunc \
     2>/dev/null
 bad "parentCID [0-9a-f]* does not match the CID 0badc1d0" "$T/delta.vmdk"
-# COWD (ESX sparse) is refused by name.
-printf 'COWD' >"$T/cowd.vmdk"
-head -c 4092 /dev/zero >>"$T/cowd.vmdk"
-bad "COWD" "$T/cowd.vmdk"
+# ESX sparse (COWD): damaged version, granularity, root offset; a delta
+# extent opened without its descriptor.
+"$TOOLS/mk-vmdk-tiny" "$T"
+damage cowd-version "COWD version 7 " 4 4 7 "$T/cowd.vmdk"
+damage cowd-gran "COWD granularity 3 " 16 4 3 "$T/cowd.vmdk"
+damage cowd-root "COWD rootOffset" 20 4 0x7fffffff "$T/cowd.vmdk"
+damage cowd-roots "numRootEntries 0 is too small" 24 4 0 "$T/cowd.vmdk"
+damage cowd-leaf "grain directory entry 0 points past the end" 2048 4 \
+    0x7fffff00 "$T/cowd.vmdk"
+bad "delta disk: open its descriptor" "$T/cowd-delta.vmdk"
 echo "vmdk corrupt: ok"

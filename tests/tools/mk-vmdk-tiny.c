@@ -8,8 +8,11 @@
  *
  * writes DIR/sparse.vmdk (version 1, redundant GD), DIR/zeroed.vmdk
  * (version 2, zeroed-grain GTEs), DIR/stream.vmdk (version 3, compressed
- * grains, markers, GD at the end with footer) and DIR/tiny.raw, the disk
- * all three hold (1 MiB - 1536 bytes: the last grain is short).
+ * grains, markers, GD at the end with footer), DIR/cowd.vmdk (an ESX
+ * sparse root disk, VMFSSPARSE) and DIR/tiny.raw, the disk all of them
+ * hold (1 MiB - 1536 bytes: the last grain is short); and
+ * DIR/cowd-delta.vmdk, a COWD delta extent with grains 0 and 10 filled
+ * with 0xab, to be used under a descriptor.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -163,6 +166,40 @@ make_stream (const char *dir)
     return save (dir, "stream.vmdk", img, len);
 }
 
+/* ESX sparse (COWD): 4-sector header, root entries at 4, one table of
+ * 4096 entries at 5..36, grains from 37.  A delta has no root flag. */
+static int
+make_cowd (const char *dir, bool delta)
+{
+    static const unsigned delta_grains[] = { 0, 10 };
+    const unsigned *gs = delta ? delta_grains : data_grains;
+    unsigned n = delta ? 2 : sizeof data_grains / sizeof data_grains[0];
+    unsigned i, sector = 37;
+
+    memset (img, 0, sizeof img);
+    memcpy (img, "COWD", 4);
+    put_le32 (img + 4, 1);
+    put_le32 (img + 8, delta ? 2 : 3);
+    put_le32 (img + 12, CAP_SEC);
+    put_le32 (img + 16, GRAIN_SEC);
+    put_le32 (img + 20, 4);
+    put_le32 (img + 24, 1);
+    put_le32 (img + 4 * SEC, 5);
+    for (i = 0; i < n; i++) {
+        put_le32 (img + 5 * SEC + 4 * gs[i], sector);
+        if (delta) {
+            memset (img + sector * SEC, 0xab, GRAIN);
+        }
+        else {
+            memcpy (img + sector * SEC, disk + gs[i] * GRAIN, GRAIN);
+        }
+        sector += GRAIN_SEC;
+    }
+    put_le32 (img + 28, sector);
+    len = sector * SEC;
+    return save (dir, delta ? "cowd-delta.vmdk" : "cowd.vmdk", img, len);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -184,6 +221,7 @@ main (int argc, char **argv)
     memset (disk + CAP_SEC * SEC, 0, sizeof disk - CAP_SEC * SEC);
     if (make_sparse (argv[1], false) == -1 ||
         make_sparse (argv[1], true) == -1 || make_stream (argv[1]) == -1 ||
+        make_cowd (argv[1], false) == -1 || make_cowd (argv[1], true) == -1 ||
         save (argv[1], "tiny.raw", disk, CAP_SEC * SEC) == -1) {
         return 1;
     }
