@@ -390,6 +390,21 @@ sparse_pwrite (struct image *img, const unsigned char *buf, size_t count,
         count -= n;
         offset += n;
     }
+    if (run != NULL && run_len % W_GRAIN != 0) {
+        /* The disk's short last grain: write it whole, zero padded, so
+         * that it reads as zeros past the data even on a block device. */
+        size_t head = run_len - run_len % W_GRAIN;
+
+        if (head > 0 && bdev_pwrite (img->file, run, head,
+                                     run_sector * VMDK_SECTOR) == -1) {
+            return -1;
+        }
+        memcpy (w->tail, run + head, run_len - head);
+        memset (w->tail + (run_len - head), 0, W_GRAIN - (run_len - head));
+        run_sector += head / VMDK_SECTOR;
+        run = w->tail;
+        run_len = W_GRAIN;
+    }
     if (run != NULL &&
         bdev_pwrite (img->file, run, run_len, run_sector * VMDK_SECTOR) ==
         -1) {
@@ -605,6 +620,17 @@ create_sparse (struct image *img, struct vmdk_writer *w, const char *desc,
                    "table entries are 32-bit sectors)");
         return -1;
     }
+    w->tail = malloc (W_GRAIN);
+    if (w->tail == NULL) {
+        vmc_perror ("vmdk");
+        return -1;
+    }
+    /* Grain tables never written must read as zeros: a hole in a file,
+     * explicit zeros on a block device. */
+    if (img->file->is_block &&
+        bdev_zero (img->file, 0, h.overhead * VMDK_SECTOR) == -1) {
+        return -1;
+    }
     vmdk_header_encode (hb, &h);
     if (bdev_pwrite (img->file, hb, sizeof hb, 0) == -1 ||
         bdev_pwrite (img->file, desc, desc_len, VMDK_SECTOR) == -1 ||
@@ -749,6 +775,11 @@ vmdk_create (struct image *img, const struct create_params *p)
     }
     if (!all_digits (tools, 10)) {
         vmc_error ("vmdk: toolsversion \"%s\" is not a number", tools);
+        return -1;
+    }
+    if (stream && img->file->is_block) {
+        vmc_error ("vmdk: streamOptimized needs a regular file (readers "
+                   "find its footer at the end of the file)");
         return -1;
     }
     if (zeroed && stream) {
