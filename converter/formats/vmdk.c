@@ -29,9 +29,15 @@
  * extents is the virtual size; sparse headers: version 1-3, no unknown
  * incompatible flags, grainSize a power of 2 <= 2048 sectors, numGTEsPerGT
  * == 512, every table inside the file; grain directories <= 4 MiB each and
- * 16 MiB in all; 256 cached grain tables (512 KiB); one decompressed grain
- * plus a 1 MiB read window for compressed extents.  See vmdk-sparse.c and
+ * 16 MiB in all; 256 cached grain tables (512 KiB); for compressed
+ * extents one decompressed grain, a 4 MiB read window and a batch of up
+ * to 64 grains inflated on two threads; COWD: version 1, granularity a
+ * power of 2 <= 2048 sectors, enough root entries.  See vmdk-sparse.c and
  * vmdk-descriptor.c for the details.
+ *
+ * Performance: reads of consecutive grains whose data is contiguous in the
+ * file are one pread; block status merges grains of one kind across grain
+ * tables and extents; flat extents report their holes as zeros.
  *
  * Write: see vmdk-write.c (monolithicSparse and streamOptimized).
  */
