@@ -25,6 +25,11 @@
  * the last three sectors are the footer marker, the footer (a header copy
  * with gdOffset set) and the end-of-stream marker.
  *
+ * ESX sparse extents (COWD, "VMFSSPARSE"; see vmdk.h) have a 2048-byte
+ * header, u32 fields, and grain tables of 4096 entries: each directory
+ * entry is read as 8 consecutive tables of 512 entries, so everything
+ * below serves both kinds.
+ *
  * Validation: every header field is checked before use; the grain
  * directory is loaded whole (at most VMDK_GD_CAP bytes per extent and
  * VMDK_GD_TOTAL_CAP for the disk) and each entry checked against the file

@@ -44,8 +44,10 @@
  *
  * Each grain is one zlib (RFC 1950) stream, as VMware's decompressor and
  * qemu expect, made with deflate level 1 (speed; the output is still
- * compressed), on two threads: the calling thread and one worker split
- * each batch of grains.  Output is buffered into large writes.  Memory:
+ * compressed), or with stored blocks (level 0) when the grain's byte
+ * histogram says it is random (encrypted or already compressed data, on
+ * which deflate would only burn time), on two threads: the calling thread
+ * and one worker split each batch of grains.  Output is buffered into large writes.  Memory:
  * the grain directory (4 bytes per 32 MiB of disk, at most 8 MiB), one
  * grain table, a batch of output slots (~2.1 MiB) and a 4 MiB write
  * buffer.
