@@ -106,6 +106,22 @@ const struct create_option qcow2_create_opts[] = {
 /* Allocation and refcounts                                             */
 /* ------------------------------------------------------------------ */
 
+/* Write the first USED bytes of a metadata cluster at OFFSET, rounded up to
+ * 4 KiB: the rest stays a hole, which reads as the zeros it holds (finish
+ * extends the file over the last cluster).  Keeps big clusters cheap. */
+static int
+write_meta (struct image *img, const unsigned char *buf, uint64_t used,
+            uint64_t offset)
+{
+    struct qcow2 *q = img->priv;
+    uint64_t n = MIN (ROUND_UP (MAX (used, 1), 4096), q->cluster_size);
+
+    return bdev_pwrite (img->file, buf, n, offset);
+}
+
+/* ------------------------------------------------------------------ */
+/* ------------------------------------------------------------------ */
+
 /* Write refcount block cur_block to a newly allocated cluster.  Entries for
  * clusters below next_cluster count 1 unless the block buffer says more. */
 static int
@@ -113,7 +129,7 @@ flush_block (struct image *img)
 {
     struct qcow2 *q = img->priv;
     struct qcow2_writer *w = q->w;
-    uint64_t b, i, c, first = w->cur_block * w->rb_entries;
+    uint64_t b, i, c, first = w->cur_block * w->rb_entries, used = 0;
     uint16_t v;
 
     b = w->next_cluster++;
@@ -127,9 +143,11 @@ flush_block (struct image *img)
         c = first + i;
         v = w->rb[i] != 0 ? w->rb[i] : (c < w->next_cluster ? 1 : 0);
         put_be16 (w->io + i * 2, v);
+        if (v != 0) {
+            used = (i + 1) * 2;
+        }
     }
-    if (bdev_pwrite (img->file, w->io, q->cluster_size,
-                     b << q->cluster_bits) == -1) {
+    if (write_meta (img, w->io, used, b << q->cluster_bits) == -1) {
         return -1;
     }
     w->rtable[w->cur_block] = b << q->cluster_bits;
@@ -174,7 +192,7 @@ flush_l2 (struct image *img)
 {
     struct qcow2 *q = img->priv;
     struct qcow2_writer *w = q->w;
-    uint64_t c, i;
+    uint64_t c, i, used = 0;
 
     if (!w->l2_dirty) {
         return 0;
@@ -184,9 +202,11 @@ flush_l2 (struct image *img)
     }
     for (i = 0; i < q->l2_entries; i++) {
         put_be64 (w->io + i * 8, w->l2[i]);
+        if (w->l2[i] != 0) {
+            used = (i + 1) * 8;
+        }
     }
-    if (bdev_pwrite (img->file, w->io, q->cluster_size,
-                     c << q->cluster_bits) == -1) {
+    if (write_meta (img, w->io, used, c << q->cluster_bits) == -1) {
         return -1;
     }
     q->l1[w->l2_index] = (c << q->cluster_bits) | QL2_COPIED;
@@ -297,11 +317,13 @@ write_compressed (struct image *img, size_t len, uint64_t gc)
 {
     struct qcow2 *q = img->priv;
     struct qcow2_writer *w = q->w;
-    uint64_t start, endb, c1, c2, c, sectors, last = w->next_cluster - 1;
+    uint64_t start, endb, c1, c2, c, sectors, last;
 
+    /* First: switching L2 tables may allocate a cluster. */
     if (switch_l2 (img, gc) == -1) {
         return -1;
     }
+    last = w->next_cluster - 1;
     /* Continue the packed stream only inside the last allocated cluster,
      * and while its count has room; else start a fresh cluster. */
     start = w->cbyte;
@@ -567,7 +589,7 @@ write_header (struct image *img, uint64_t rt_offset, uint64_t rt_clusters)
         /* The header extension area starts at 112 with the end marker,
          * which is the zeros already there. */
     }
-    return bdev_pwrite (img->file, h, q->cluster_size, 0);
+    return write_meta (img, h, 4096, 0);
 }
 
 int
@@ -575,7 +597,7 @@ qcow2_finish (struct image *img)
 {
     struct qcow2 *q = img->priv;
     struct qcow2_writer *w = q->w;
-    uint64_t n1, l1c, i, j, k, T, B, nb, total, rt, per;
+    uint64_t n1, l1c, i, j, k, T, B, nb, total, rt, per, used;
 
     if (flush_l2 (img) == -1) {
         return -1;
@@ -591,11 +613,15 @@ qcow2_finish (struct image *img)
     per = q->cluster_size / 8;
     for (i = 0; i < n1; i++) {
         memset (w->io, 0, q->cluster_size);
+        used = 0;
         for (j = 0; j < per && i * per + j < q->l1_size; j++) {
             put_be64 (w->io + j * 8, q->l1[i * per + j]);
+            if (q->l1[i * per + j] != 0) {
+                used = (j + 1) * 8;
+            }
         }
-        if (bdev_pwrite (img->file, w->io, q->cluster_size,
-                         (l1c + i) << q->cluster_bits) == -1) {
+        if (write_meta (img, w->io, used,
+                        (l1c + i) << q->cluster_bits) == -1) {
             return -1;
         }
     }
@@ -637,11 +663,13 @@ qcow2_finish (struct image *img)
     }
     for (i = 0; i < T; i++) {
         memset (w->io, 0, q->cluster_size);
+        used = 0;
         for (j = 0; j < per && i * per + j < w->nblocks; j++) {
             put_be64 (w->io + j * 8, w->rtable[i * per + j]);
+            used = (j + 1) * 8;
         }
-        if (bdev_pwrite (img->file, w->io, q->cluster_size,
-                         (rt + i) << q->cluster_bits) == -1) {
+        if (write_meta (img, w->io, used,
+                        (rt + i) << q->cluster_bits) == -1) {
             return -1;
         }
     }
