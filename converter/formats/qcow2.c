@@ -255,17 +255,18 @@ read_snapshot_table (struct image *img)
                        q->snapshots[i].l1_size);
             return -1;
         }
-        entry_len = ROUND_UP (40 + (uint64_t) extra + id_len + name_len, 8);
-        off += entry_len;
-        q->snapshots_bytes = off - q->snapshots_offset;
-        if (off - q->snapshots_offset > QCOW2_MAX_SNAPSHOT_TABLE ||
-            off > img->file->size) {
+        /* The padding of the last entry need not be in the file. */
+        entry_len = 40 + (uint64_t) extra + id_len + name_len;
+        q->snapshots_bytes = off + entry_len - q->snapshots_offset;
+        if (q->snapshots_bytes > QCOW2_MAX_SNAPSHOT_TABLE ||
+            off + entry_len > img->file->size) {
             vmc_error ("%s: qcow2: snapshot table runs past end of file or "
                        "its %" PRIu64 " byte limit (nb_snapshots %" PRIu32
                        ")", img->filename, QCOW2_MAX_SNAPSHOT_TABLE,
                        q->nb_snapshots);
             return -1;
         }
+        off += ROUND_UP (entry_len, 8);
     }
     return 0;
 }
