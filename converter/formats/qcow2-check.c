@@ -20,9 +20,15 @@
  * QCK_WINDOW clusters (16 MiB of counters); bigger files are checked in
  * several passes over the metadata, each counting one window.  Structural
  * errors are reported on the first pass only.  The refcount table (at most
- * 8 MiB) and one refcount block are held in memory.  Work is bounded: each
- * pass walks at most 4 L2 tables per host cluster of the file (plus 1024),
- * which no image whose refcounts can be right exceeds.
+ * 8 MiB) and one refcount block are held in memory.
+ *
+ * Work is bounded: the L1 tables (active and snapshots) are read once and
+ * the L2 tables they reference collected (at most QCK_MAX_L2REFS, 16 bytes
+ * each), sorted, and each distinct L2 table is walked once per pass with
+ * its number of references as a weight.  So a hostile image whose L1
+ * entries all name the same L2 table costs one walk, and a pass reads at
+ * most one L2 table per host cluster.  The L1 tables together may not be
+ * larger than the file (in a sound image they do not overlap).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -38,6 +44,13 @@
 #define QCK_WINDOW (8ull << 20)         /* clusters counted per pass */
 #define QCK_MAX_BITMAP_DIR (64ull << 20)
 #define QCK_MAX_BITMAP_TABLE (1ull << 27) /* entries, as qemu */
+#define QCK_MAX_L2REFS (2u << 20)       /* L2 references, 32 MiB */
+
+/* One reference from an L1 entry to an L2 table. */
+struct l2ref {
+    uint64_t offset;            /* L2 table offset; bit 0: from active L1 */
+    uint64_t l1_index;          /* for messages */
+};
 
 struct ck {
     struct image *img;
@@ -48,7 +61,10 @@ struct ck {
     uint64_t win_len;
     uint16_t *cnt;
     bool first_pass;
-    uint64_t budget;            /* L2 tables still allowed this pass */
+
+    struct l2ref *refs;         /* L2 references from all L1 tables */
+    uint64_t nrefs;
+    uint64_t refs_cap;
 
     unsigned char *rt;          /* refcount table, as on disk */
     uint64_t rt_entries;
@@ -67,11 +83,12 @@ struct ck {
         }                                                               \
     } while (0)
 
-/* Count one reference to every cluster in [off, off+len). */
+/* Count WEIGHT references to every cluster in [off, off+len). */
 static void
-add_ref (struct ck *ck, uint64_t off, uint64_t len, const char *what)
+add_refs (struct ck *ck, uint64_t off, uint64_t len, const char *what,
+          uint64_t weight)
 {
-    uint64_t c, c1, c2, end;
+    uint64_t c, c1, c2, end, v;
 
     if (len == 0) {
         return;
@@ -84,10 +101,15 @@ add_ref (struct ck *ck, uint64_t off, uint64_t len, const char *what)
     c1 = off >> ck->q->cluster_bits;
     c2 = MIN ((end - 1) >> ck->q->cluster_bits, ck->nclusters - 1);
     for (c = MAX (c1, ck->win); c <= c2 && c < ck->win + ck->win_len; c++) {
-        if (ck->cnt[c - ck->win] != UINT16_MAX) {
-            ck->cnt[c - ck->win]++;
-        }
+        v = ck->cnt[c - ck->win] + weight;
+        ck->cnt[c - ck->win] = (uint16_t) MIN (v, UINT16_MAX);
     }
+}
+
+static void
+add_ref (struct ck *ck, uint64_t off, uint64_t len, const char *what)
+{
+    add_refs (ck, off, len, what, 1);
 }
 
 /* The stored refcount of cluster C (0 where no valid block covers it). */
@@ -152,19 +174,16 @@ check_copied (struct ck *ck, uint64_t entry, uint64_t host, const char *what,
     return 0;
 }
 
+/* Walk the L2 table at L2OFF, counting its data clusters WEIGHT times
+ * (the number of L1 entries that reference it). */
 static int
-walk_l2 (struct ck *ck, uint64_t l2off, uint64_t l1i, bool active)
+walk_l2 (struct ck *ck, uint64_t l2off, uint64_t l1i, bool active,
+         uint64_t weight)
 {
     struct qcow2 *q = ck->q;
     uint64_t i, e, bitmap, hoff, len, guest;
     uint32_t alloc, zero;
 
-    if (ck->budget == 0) {
-        vmc_error ("%s: qcow2: check: too many L2 table references (more "
-                   "than 4 per cluster of the file)", ck->img->filename);
-        return -1;
-    }
-    ck->budget--;
     if (bdev_pread (ck->img->file, ck->l2, q->cluster_size, l2off) == -1) {
         return -1;
     }
@@ -186,7 +205,7 @@ walk_l2 (struct ck *ck, uint64_t l2off, uint64_t l1i, bool active)
                 ERR (ck, "qcow2: compressed cluster at guest offset %" PRIu64
                      " has the copied flag set", guest);
             }
-            add_ref (ck, hoff, len, "compressed cluster");
+            add_refs (ck, hoff, len, "compressed cluster", weight);
             continue;
         }
         hoff = e & QL2_OFFSET_MASK;
@@ -211,7 +230,7 @@ walk_l2 (struct ck *ck, uint64_t l2off, uint64_t l1i, bool active)
                  "past end of file (0x%" PRIx64 ")", guest, hoff);
             continue;
         }
-        add_ref (ck, hoff, q->cluster_size, "data cluster");
+        add_refs (ck, hoff, q->cluster_size, "data cluster", weight);
         if (active && check_copied (ck, e, hoff, "L2 entry for guest cluster",
                                     guest >> q->cluster_bits) == -1) {
             return -1;
@@ -220,9 +239,10 @@ walk_l2 (struct ck *ck, uint64_t l2off, uint64_t l1i, bool active)
     return 0;
 }
 
-/* Walk an L1 table of N entries at OFF (its clusters counted by caller). */
+/* Read an L1 table of N entries at OFF and collect its L2 references
+ * (first pass only). */
 static int
-walk_l1 (struct ck *ck, uint64_t off, uint64_t n, bool active)
+collect_l1 (struct ck *ck, uint64_t off, uint64_t n, bool active)
 {
     struct qcow2 *q = ck->q;
     uint64_t per = q->cluster_size / 8, i, j, chunk, e, l2off;
@@ -240,20 +260,105 @@ walk_l1 (struct ck *ck, uint64_t off, uint64_t n, bool active)
             }
             if (!IS_ALIGNED (l2off, q->cluster_size) ||
                 range_outside (l2off, q->cluster_size, ck->img->file->size)) {
-                ERR (ck, "qcow2: L1 entry %" PRIu64 " points to %s L2 table "
-                     "offset 0x%" PRIx64, i + j,
-                     IS_ALIGNED (l2off, q->cluster_size) ? "a past end of file"
-                     : "an unaligned", l2off);
+                check_error (ck->res, "qcow2: L1 entry %" PRIu64 " points to "
+                             "%s L2 table offset 0x%" PRIx64, i + j,
+                             IS_ALIGNED (l2off, q->cluster_size)
+                             ? "a past end of file" : "an unaligned", l2off);
                 continue;
             }
-            add_ref (ck, l2off, q->cluster_size, "L2 table");
             if (active && check_copied (ck, e, l2off, "L1 entry",
                                         i + j) == -1) {
                 return -1;
             }
-            if (walk_l2 (ck, l2off, i + j, active) == -1) {
-                return -1;
+            if (ck->nrefs == ck->refs_cap) {
+                struct l2ref *nr;
+                uint64_t cap = ck->refs_cap * 2;
+
+                if (cap > QCK_MAX_L2REFS) {
+                    vmc_error ("%s: qcow2: check: more than %u L2 table "
+                               "references", ck->img->filename,
+                               QCK_MAX_L2REFS);
+                    return -1;
+                }
+                nr = realloc (ck->refs, cap * sizeof *nr);
+                if (nr == NULL) {
+                    vmc_perror ("realloc");
+                    return -1;
+                }
+                ck->refs = nr;
+                ck->refs_cap = cap;
             }
+            ck->refs[ck->nrefs].offset = l2off | (active ? 1 : 0);
+            ck->refs[ck->nrefs].l1_index = i + j;
+            ck->nrefs++;
+        }
+    }
+    return 0;
+}
+
+static int
+cmp_l2ref (const void *a, const void *b)
+{
+    const struct l2ref *x = a, *y = b;
+    uint64_t ox = x->offset & ~1ull, oy = y->offset & ~1ull;
+
+    if (ox != oy) {
+        return ox < oy ? -1 : 1;
+    }
+    /* Active references first, so a group's first names the active L1. */
+    return (int) (y->offset & 1) - (int) (x->offset & 1);
+}
+
+/* Collect the L2 references of the active L1 table and the snapshots'. */
+static int
+collect_all (struct ck *ck)
+{
+    struct qcow2 *q = ck->q;
+    uint64_t i, total = (uint64_t) q->l1_size * 8;
+
+    ck->refs_cap = 1024;
+    ck->refs = malloc (ck->refs_cap * sizeof *ck->refs);
+    if (ck->refs == NULL) {
+        vmc_perror ("malloc");
+        return -1;
+    }
+    if (q->l1_size > 0 && collect_l1 (ck, q->l1_offset, q->l1_size,
+                                      true) == -1) {
+        return -1;
+    }
+    for (i = 0; i < q->nb_snapshots; i++) {
+        total += (uint64_t) q->snapshots[i].l1_size * 8;
+        if (total > ck->img->file->size) {
+            check_error (ck->res, "qcow2: the L1 tables of the snapshots "
+                         "from snapshot %" PRIu64 " on overlap (together "
+                         "larger than the file); not walked", i);
+            break;
+        }
+        if (q->snapshots[i].l1_size > 0 &&
+            collect_l1 (ck, q->snapshots[i].l1_offset,
+                        q->snapshots[i].l1_size, false) == -1) {
+            return -1;
+        }
+    }
+    qsort (ck->refs, ck->nrefs, sizeof *ck->refs, cmp_l2ref);
+    return 0;
+}
+
+/* Walk each distinct L2 table once, weighted by its references. */
+static int
+walk_all_l2 (struct ck *ck)
+{
+    uint64_t i, j, off;
+
+    for (i = 0; i < ck->nrefs; i = j) {
+        off = ck->refs[i].offset & ~1ull;
+        for (j = i + 1; j < ck->nrefs && (ck->refs[j].offset & ~1ull) == off;
+             j++) {
+        }
+        add_refs (ck, off, ck->q->cluster_size, "L2 table", j - i);
+        if (walk_l2 (ck, off, ck->refs[i].l1_index,
+                     (ck->refs[i].offset & 1) != 0, j - i) == -1) {
+            return -1;
         }
     }
     return 0;
@@ -351,30 +456,22 @@ one_pass (struct ck *ck)
     uint64_t i, c, rc, used;
 
     memset (ck->cnt, 0, ck->win_len * sizeof *ck->cnt);
-    ck->budget = 4 * ck->nclusters + 1024;
 
     add_ref (ck, 0, q->cluster_size, "header");
     if (q->l1_size > 0) {
         add_ref (ck, q->l1_offset, (uint64_t) q->l1_size * 8, "L1 table");
-        if (walk_l1 (ck, q->l1_offset, q->l1_size, true) == -1) {
-            return -1;
-        }
     }
     if (q->nb_snapshots > 0) {
         add_ref (ck, q->snapshots_offset, q->snapshots_bytes,
                  "snapshot table");
         for (i = 0; i < q->nb_snapshots; i++) {
-            if (q->snapshots[i].l1_size == 0) {
-                continue;
-            }
             add_ref (ck, q->snapshots[i].l1_offset,
                      (uint64_t) q->snapshots[i].l1_size * 8,
                      "snapshot L1 table");
-            if (walk_l1 (ck, q->snapshots[i].l1_offset,
-                         q->snapshots[i].l1_size, false) == -1) {
-                return -1;
-            }
         }
+    }
+    if (walk_all_l2 (ck) == -1) {
+        return -1;
     }
     if (walk_refcounts (ck) == -1 || walk_bitmaps (ck) == -1) {
         return -1;
@@ -441,6 +538,9 @@ qcow2_check (struct image *img, struct check_result *res)
                   "stale", img->filename);
     }
     ck.first_pass = true;
+    if (collect_all (&ck) == -1) {
+        goto out;
+    }
     for (ck.win = 0; ck.win < ck.nclusters; ck.win += ck.win_len) {
         ck.win_len = MIN (ck.nclusters - ck.win, QCK_WINDOW);
         if (one_pass (&ck) == -1) {
@@ -450,6 +550,7 @@ qcow2_check (struct image *img, struct check_result *res)
     }
     r = 0;
 out:
+    free (ck.refs);
     free (ck.rt);
     free (ck.cnt);
     free (ck.rb);

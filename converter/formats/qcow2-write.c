@@ -41,6 +41,7 @@
  * cluster size, whatever the disk size.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -57,6 +58,12 @@
 /* Compression levels: speed first, as for a conversion. */
 #define QW_ZLIB_LEVEL 1
 #define QW_ZSTD_LEVEL 1
+
+/* With -c, clusters are compressed in batches of up to this many bytes by
+ * the calling thread and one helper thread (the machine we are measured on
+ * has two cores; the copy engine's reader thread is mostly idle when
+ * compressing), then written out in guest order. */
+#define QW_BATCH_BYTES (4u << 20)
 
 /* The header length we write for version 3 (with the compression type
  * byte and padding to 8). */
@@ -86,9 +93,29 @@ struct qcow2_writer {
     /* Compressed cursor: next free byte, valid while its cluster is the
      * last one allocated. */
     uint64_t cbyte;
-    unsigned char *cout;        /* compressed output, one cluster */
-    void *zstream;              /* z_stream * (deflate) */
-    void *zstd_cctx;            /* ZSTD_CCtx * */
+
+    /* Compression: one compressor per thread, a batch of items. */
+    struct qw_cctx {
+        void *zstream;          /* z_stream * (deflate) */
+        void *zstd;             /* ZSTD_CCtx * */
+        unsigned char *pad;     /* a zero-padded short last cluster */
+    } cc[2];
+    struct qw_item {
+        const unsigned char *src;
+        uint64_t len;
+        size_t clen;            /* 0: store uncompressed */
+    } *items;
+    uint64_t cs;                /* cluster size, for the helper */
+    unsigned batch_max;
+    unsigned nitems;
+    unsigned next_item;         /* atomic: next item to take */
+    unsigned char *cout;        /* batch_max clusters of output */
+    bool have_worker;
+    bool stop;
+    unsigned gen, worker_gen;   /* batch posted / finished by the worker */
+    pthread_t worker;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
 };
 
 const struct create_option qcow2_create_opts[] = {
@@ -274,35 +301,35 @@ write_plain (struct image *img, const unsigned char *buf, uint64_t len,
     return 0;
 }
 
-/* Compress one cluster (LEN <= cluster size bytes, zero-padded) into
- * w->cout.  Returns the compressed length, or 0 when it does not shrink. */
+/* Compress one cluster (LEN <= cluster size bytes, zero-padded) into OUT
+ * with compressor CC.  Returns the compressed length, or 0 when it does not
+ * shrink. */
 static size_t
-compress_one (struct image *img, const unsigned char *src, uint64_t len)
+compress_one (struct qcow2_writer *w, struct qw_cctx *cc, uint64_t cs,
+              const unsigned char *src, uint64_t len, unsigned char *out)
 {
-    struct qcow2 *q = img->priv;
-    struct qcow2_writer *w = q->w;
     const unsigned char *in = src;
-    size_t limit = q->cluster_size - 1;
+    size_t limit = cs - 1;
 
-    if (len < q->cluster_size) {
+    if (len < cs) {
         /* The short last cluster: compress a zero-padded copy. */
-        memcpy (w->io, src, len);
-        memset (w->io + len, 0, q->cluster_size - len);
-        in = w->io;
+        memcpy (cc->pad, src, len);
+        memset (cc->pad + len, 0, cs - len);
+        in = cc->pad;
     }
     if (w->ctype == QCOMP_ZSTD) {
-        size_t r = ZSTD_compressCCtx (w->zstd_cctx, w->cout, limit, in,
-                                      q->cluster_size, QW_ZSTD_LEVEL);
+        size_t r = ZSTD_compressCCtx (cc->zstd, out, limit, in, cs,
+                                      QW_ZSTD_LEVEL);
 
         return ZSTD_isError (r) ? 0 : r;
     }
     else {
-        z_stream *zs = w->zstream;
+        z_stream *zs = cc->zstream;
 
         deflateReset (zs);
         zs->next_in = (unsigned char *) in;
-        zs->avail_in = (uInt) q->cluster_size;
-        zs->next_out = w->cout;
+        zs->avail_in = (uInt) cs;
+        zs->next_out = out;
         zs->avail_out = (uInt) limit;
         if (deflate (zs, Z_FINISH) != Z_STREAM_END) {
             return 0;
@@ -311,9 +338,71 @@ compress_one (struct image *img, const unsigned char *src, uint64_t len)
     }
 }
 
-/* Append LEN compressed bytes (w->cout) for guest cluster GC. */
+/* Take items of the current batch until none is left. */
+static void
+run_items (struct qcow2_writer *w, struct qw_cctx *cc, uint64_t cs)
+{
+    unsigned i;
+
+    while ((i = __atomic_fetch_add (&w->next_item, 1, __ATOMIC_RELAXED)) <
+           w->nitems) {
+        w->items[i].clen = compress_one (w, cc, cs, w->items[i].src,
+                                         w->items[i].len,
+                                         w->cout + (uint64_t) i * cs);
+    }
+}
+
+static void *
+worker_main (void *arg)
+{
+    struct qcow2_writer *w = arg;
+    unsigned seen = 0;
+
+    for (;;) {
+        pthread_mutex_lock (&w->lock);
+        while (!w->stop && w->gen == seen) {
+            pthread_cond_wait (&w->cond, &w->lock);
+        }
+        if (w->stop) {
+            pthread_mutex_unlock (&w->lock);
+            return NULL;
+        }
+        seen = w->gen;
+        pthread_mutex_unlock (&w->lock);
+        run_items (w, &w->cc[1], w->cs);
+        pthread_mutex_lock (&w->lock);
+        w->worker_gen = seen;
+        pthread_cond_broadcast (&w->cond);
+        pthread_mutex_unlock (&w->lock);
+    }
+}
+
+/* Compress the batch of w->nitems items, with the helper if there is one
+ * and more than one item. */
+static void
+compress_batch (struct qcow2_writer *w, uint64_t cs)
+{
+    w->next_item = 0;
+    if (!w->have_worker || w->nitems < 2) {
+        run_items (w, &w->cc[0], cs);
+        return;
+    }
+    pthread_mutex_lock (&w->lock);
+    w->gen++;
+    pthread_cond_broadcast (&w->cond);
+    pthread_mutex_unlock (&w->lock);
+    run_items (w, &w->cc[0], cs);
+    pthread_mutex_lock (&w->lock);
+    while (w->worker_gen != w->gen) {
+        pthread_cond_wait (&w->cond, &w->lock);
+    }
+    pthread_mutex_unlock (&w->lock);
+}
+
+/* Append LEN compressed bytes (DATA) for guest cluster GC. */
 static int
-write_compressed (struct image *img, size_t len, uint64_t gc)
+write_compressed (struct image *img, const unsigned char *data, size_t len,
+                  uint64_t gc)
 {
     struct qcow2 *q = img->priv;
     struct qcow2_writer *w = q->w;
@@ -338,7 +427,7 @@ write_compressed (struct image *img, size_t len, uint64_t gc)
     if (w->next_cluster < c2 + 1) {
         w->next_cluster = c2 + 1;
     }
-    if (bdev_pwrite (img->file, w->cout, len, start) == -1) {
+    if (bdev_pwrite (img->file, data, len, start) == -1) {
         return -1;
     }
     for (c = c1; c <= c2; c++) {
@@ -368,25 +457,38 @@ qcow2_pwrite (struct image *img, const void *buf, size_t count,
     struct qcow2_writer *w = q->w;
     const unsigned char *p = buf;
     uint64_t gc = offset >> q->cluster_bits, n;
+    unsigned i;
     size_t clen;
 
     if (!w->compress) {
         return write_plain (img, p, count, gc);
     }
     while (count > 0) {
-        n = MIN ((uint64_t) count, q->cluster_size);
-        clen = compress_one (img, p, n);
-        if (clen == 0) {
-            if (write_plain (img, p, n, gc) == -1) {
+        /* A batch of clusters, compressed in parallel. */
+        w->nitems = 0;
+        while (count > 0 && w->nitems < w->batch_max) {
+            n = MIN ((uint64_t) count, q->cluster_size);
+            w->items[w->nitems].src = p;
+            w->items[w->nitems].len = n;
+            w->nitems++;
+            p += n;
+            count -= (size_t) n;
+        }
+        compress_batch (w, q->cluster_size);
+        for (i = 0; i < w->nitems; i++) {
+            clen = w->items[i].clen;
+            if (clen == 0) {
+                if (write_plain (img, w->items[i].src, w->items[i].len,
+                                 gc) == -1) {
+                    return -1;
+                }
+            }
+            else if (write_compressed (img, w->cout + (uint64_t) i *
+                                       q->cluster_size, clen, gc) == -1) {
                 return -1;
             }
+            gc++;
         }
-        else if (write_compressed (img, clen, gc) == -1) {
-            return -1;
-        }
-        p += n;
-        count -= (size_t) n;
-        gc++;
     }
     return 0;
 }
@@ -394,6 +496,61 @@ qcow2_pwrite (struct image *img, const void *buf, size_t count,
 /* ------------------------------------------------------------------ */
 /* Create and finish                                                    */
 /* ------------------------------------------------------------------ */
+
+/* Compressors for both threads, the batch buffers, and the helper. */
+static int
+setup_compression (struct qcow2_writer *w, uint64_t cs)
+{
+    unsigned t;
+    int err;
+
+    w->batch_max = (unsigned) MAX (1, QW_BATCH_BYTES / cs);
+    w->items = calloc (w->batch_max, sizeof *w->items);
+    w->cout = malloc (w->batch_max * cs);
+    if (w->items == NULL || w->cout == NULL) {
+        vmc_perror ("malloc");
+        return -1;
+    }
+    for (t = 0; t < 2; t++) {
+        struct qw_cctx *cc = &w->cc[t];
+
+        cc->pad = malloc (cs);
+        if (cc->pad == NULL) {
+            vmc_perror ("malloc");
+            return -1;
+        }
+        if (w->ctype == QCOMP_ZSTD) {
+            cc->zstd = ZSTD_createCCtx ();
+            if (cc->zstd == NULL) {
+                vmc_error ("qcow2: cannot allocate a zstd context");
+                return -1;
+            }
+        }
+        else {
+            z_stream *zs = calloc (1, sizeof *zs);
+
+            if (zs == NULL) {
+                vmc_perror ("calloc");
+                return -1;
+            }
+            /* Window 4 KiB (-12) as qemu writes it, raw deflate. */
+            if (deflateInit2 (zs, QW_ZLIB_LEVEL, Z_DEFLATED, -12, 9,
+                              Z_DEFAULT_STRATEGY) != Z_OK) {
+                free (zs);
+                vmc_error ("qcow2: cannot initialise zlib");
+                return -1;
+            }
+            cc->zstream = zs;
+        }
+    }
+    pthread_mutex_init (&w->lock, NULL);
+    pthread_cond_init (&w->cond, NULL);
+    w->cs = cs;
+    err = pthread_create (&w->worker, NULL, worker_main, w);
+    /* Without the helper, the calling thread compresses everything. */
+    w->have_worker = err == 0;
+    return 0;
+}
 
 static int
 opt_off_only (const struct create_params *p, const char *key)
@@ -528,34 +685,8 @@ qcow2_create (struct image *img, const struct create_params *p)
         vmc_perror ("qcow2: calloc");
         return -1;
     }
-    if (w->compress) {
-        w->cout = malloc (cs);
-        if (w->cout == NULL) {
-            vmc_perror ("malloc");
-            return -1;
-        }
-        if (w->ctype == QCOMP_ZSTD) {
-            w->zstd_cctx = ZSTD_createCCtx ();
-            if (w->zstd_cctx == NULL) {
-                vmc_error ("qcow2: cannot allocate a zstd context");
-                return -1;
-            }
-        }
-        else {
-            z_stream *zs = calloc (1, sizeof *zs);
-
-            if (zs == NULL) {
-                vmc_perror ("calloc");
-                return -1;
-            }
-            if (deflateInit2 (zs, QW_ZLIB_LEVEL, Z_DEFLATED, -12, 9,
-                              Z_DEFAULT_STRATEGY) != Z_OK) {
-                free (zs);
-                vmc_error ("qcow2: cannot initialise zlib");
-                return -1;
-            }
-            w->zstream = zs;
-        }
+    if (w->compress && setup_compression (w, cs) == -1) {
+        return -1;
     }
     w->l2_index = UINT64_MAX;
     w->next_cluster = 1;                /* cluster 0: the header */
@@ -687,6 +818,7 @@ qcow2_writer_free (struct image *img)
 {
     struct qcow2 *q = img->priv;
     struct qcow2_writer *w = q->w;
+    unsigned t;
 
     if (w == NULL) {
         return;
@@ -695,12 +827,25 @@ qcow2_writer_free (struct image *img)
     free (w->io);
     free (w->rb);
     free (w->rtable);
-    free (w->cout);
-    if (w->zstream != NULL) {
-        deflateEnd (w->zstream);
-        free (w->zstream);
+    if (w->have_worker) {
+        pthread_mutex_lock (&w->lock);
+        w->stop = true;
+        pthread_cond_broadcast (&w->cond);
+        pthread_mutex_unlock (&w->lock);
+        pthread_join (w->worker, NULL);
+        pthread_mutex_destroy (&w->lock);
+        pthread_cond_destroy (&w->cond);
     }
-    ZSTD_freeCCtx (w->zstd_cctx);
+    for (t = 0; t < 2; t++) {
+        if (w->cc[t].zstream != NULL) {
+            deflateEnd (w->cc[t].zstream);
+            free (w->cc[t].zstream);
+        }
+        ZSTD_freeCCtx (w->cc[t].zstd);
+        free (w->cc[t].pad);
+    }
+    free (w->items);
+    free (w->cout);
     free (w);
     q->w = NULL;
 }

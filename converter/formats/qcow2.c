@@ -551,9 +551,9 @@ qcow2_open (struct image *img)
         return -1;
     }
     /* The header and its extensions live in the first cluster; read it
-     * (or the whole file if smaller).  cluster_bits is validated first so
+     * (or the whole file if smaller) once cluster_bits is validated, so
      * this is at most 2 MiB. */
-    head = malloc (1u << 21);
+    head = malloc (QH_V2_LENGTH);
     if (head == NULL) {
         vmc_perror ("malloc");
         return -1;
@@ -572,6 +572,12 @@ qcow2_open (struct image *img)
         goto out;
     }
     hlen = MIN (img->file->size, 1ull << i);
+    free (head);
+    head = malloc (hlen);
+    if (head == NULL) {
+        vmc_perror ("malloc");
+        goto out;
+    }
     if (bdev_pread (img->file, head, hlen, 0) == -1 ||
         parse_header (img, head, hlen) == -1) {
         goto out;
