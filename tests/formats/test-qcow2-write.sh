@@ -9,8 +9,8 @@
 requires qemu-img --version
 requires python3 -c "import json"
 
-# 24 MiB + 5 sectors, sparse regions and explicit zeros included.
-"$TOOLS/mkdisk" -s 7 $((24 * 1024 * 1024 + 5 * 512)) "$T/ref.raw"
+# 16 MiB + 5 sectors, sparse regions and explicit zeros included.
+"$TOOLS/mkdisk" -s 7 $((16 * 1024 * 1024 + 5 * 512)) "$T/ref.raw"
 before=$(hash_of "$T/ref.raw")
 
 # Bytes of guest clusters of size CS that hold non-zero data in FILE.
