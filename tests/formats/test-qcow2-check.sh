@@ -49,7 +49,8 @@ clean () {
 n=0
 for opts in "-o cluster_size=65536" "-o cluster_size=512" "-o compat=0.10" \
             "-c -o cluster_size=4096" "-c -o compression_type=zstd" \
-            "-o extended_l2=on"; do
+            "-o extended_l2=on" "-o refcount_bits=1,cluster_size=4096" \
+            "-o refcount_bits=64,cluster_size=4096"; do
     n=$((n + 1))
     # shellcheck disable=SC2086
     qemu-img convert -O qcow2 $opts "$T/ref.raw" "$T/c$n.qcow2"
