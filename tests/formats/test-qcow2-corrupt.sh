@@ -11,13 +11,14 @@ requires python3 --version
 
 # poke FILE OFFSET HEX: write the bytes HEX (e.g. 0000ffff) at OFFSET.
 poke () {
-    python3 - "$@" <<'PY'
-import sys
-f, off, hx = sys.argv[1], int(sys.argv[2], 0), sys.argv[3]
-with open(f, "r+b") as fp:
-    fp.seek(off)
-    fp.write(bytes.fromhex(hx))
-PY
+    _hex=$3 _fmt=""
+    while [ -n "$_hex" ]; do
+        _rest=${_hex#??}
+        _fmt="$_fmt\\$(printf '%03o' "0x${_hex%"$_rest"}")"
+        _hex=$_rest
+    done
+    # shellcheck disable=SC2059 # the format is the octal escapes built above
+    printf "$_fmt" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
 # A good image: data, a backing file name, a snapshot, 512-byte clusters
