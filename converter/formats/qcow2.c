@@ -635,13 +635,25 @@ qcow2_close (struct image *img)
         }
         free (q->l2_cache);
     }
-    free (q->cbuf);
-    free (q->dbuf);
-    if (q->zstream != NULL) {
-        inflateEnd (q->zstream);
-        free (q->zstream);
+    if (q->have_dworker) {
+        pthread_mutex_lock (&q->dlock);
+        q->dstop = true;
+        pthread_cond_broadcast (&q->dcond);
+        pthread_mutex_unlock (&q->dlock);
+        pthread_join (q->dworker, NULL);
+        pthread_mutex_destroy (&q->dlock);
+        pthread_cond_destroy (&q->dcond);
     }
-    ZSTD_freeDCtx (q->zstd_dctx);
+    free (q->ditems);
+    free (q->dbuf);
+    for (i = 0; i < 2; i++) {
+        free (q->dec[i].cbuf);
+        if (q->dec[i].zstream != NULL) {
+            inflateEnd (q->dec[i].zstream);
+            free (q->dec[i].zstream);
+        }
+        ZSTD_freeDCtx (q->dec[i].zstd);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -900,59 +912,57 @@ qcow2_block_status (struct image *img, uint64_t offset, uint64_t count,
     return 0;
 }
 
-/* Decompress the cluster described by ENTRY into q->dbuf. */
+/* Decompress the cluster described by ENTRY (for guest offset GUEST, in
+ * messages) into OUT, one cluster, with decompressor D.  Safe to run in the
+ * helper thread: it touches only D, OUT and the file. */
 static int
-decompress_cluster (struct image *img, uint64_t entry, uint64_t guest)
+decompress_into (struct image *img, struct qcow2_dec *d, uint64_t entry,
+                 uint64_t guest, unsigned char *out)
 {
     struct qcow2 *q = img->priv;
     uint64_t host, len;
     size_t avail;
     int zr;
 
-    if (q->dbuf_entry == entry && q->dbuf != NULL) {
-        return 0;
-    }
-    if (q->cbuf == NULL) {
+    if (d->cbuf == NULL) {
         /* The sectors field allows at most 2^(cluster_bits-8) sectors,
          * i.e. two clusters. */
-        q->cbuf = malloc (2 * q->cluster_size);
-        q->dbuf = malloc (q->cluster_size);
-        if (q->cbuf == NULL || q->dbuf == NULL) {
+        d->cbuf = malloc (2 * q->cluster_size);
+        if (d->cbuf == NULL) {
             vmc_perror ("malloc");
             return -1;
         }
     }
-    q->dbuf_entry = 0;
     (void) qcow2_parse_compressed (q, entry, &host, &len);
     /* The last sector may extend past the end of the file; the compressed
      * stream itself must not. */
     avail = (size_t) MIN (len, img->file->size - host);
-    if (bdev_pread (img->file, q->cbuf, avail, host) == -1) {
+    if (bdev_pread (img->file, d->cbuf, avail, host) == -1) {
         return -1;
     }
     if (q->compression_type == QCOMP_ZSTD) {
-        ZSTD_inBuffer in = { q->cbuf, avail, 0 };
-        ZSTD_outBuffer out = { q->dbuf, q->cluster_size, 0 };
+        ZSTD_inBuffer in = { d->cbuf, avail, 0 };
+        ZSTD_outBuffer o = { out, q->cluster_size, 0 };
         size_t zret = 1, last_in, last_out;
 
-        if (q->zstd_dctx == NULL) {
-            q->zstd_dctx = ZSTD_createDCtx ();
-            if (q->zstd_dctx == NULL) {
+        if (d->zstd == NULL) {
+            d->zstd = ZSTD_createDCtx ();
+            if (d->zstd == NULL) {
                 vmc_error ("qcow2: cannot allocate a zstd context");
                 return -1;
             }
         }
-        ZSTD_DCtx_reset (q->zstd_dctx, ZSTD_reset_session_only);
-        while (out.pos < out.size) {
+        ZSTD_DCtx_reset (d->zstd, ZSTD_reset_session_only);
+        while (o.pos < o.size) {
             last_in = in.pos;
-            last_out = out.pos;
-            zret = ZSTD_decompressStream (q->zstd_dctx, &out, &in);
+            last_out = o.pos;
+            zret = ZSTD_decompressStream (d->zstd, &o, &in);
             if (ZSTD_isError (zret) ||
-                (in.pos == last_in && out.pos == last_out)) {
+                (in.pos == last_in && o.pos == last_out)) {
                 break;
             }
         }
-        if (out.pos != out.size || ZSTD_isError (zret)) {
+        if (o.pos != o.size || ZSTD_isError (zret)) {
             vmc_error ("%s: qcow2: compressed cluster at guest offset %"
                        PRIu64 " (host 0x%" PRIx64 ") is not valid zstd data "
                        "for one cluster", img->filename, guest, host);
@@ -960,7 +970,7 @@ decompress_cluster (struct image *img, uint64_t entry, uint64_t guest)
         }
     }
     else {
-        z_stream *zs = q->zstream;
+        z_stream *zs = d->zstream;
 
         if (zs == NULL) {
             zs = calloc (1, sizeof *zs);
@@ -973,14 +983,14 @@ decompress_cluster (struct image *img, uint64_t entry, uint64_t guest)
                 vmc_error ("qcow2: cannot initialise zlib");
                 return -1;
             }
-            q->zstream = zs;
+            d->zstream = zs;
         }
         else {
             inflateReset (zs);
         }
-        zs->next_in = q->cbuf;
+        zs->next_in = d->cbuf;
         zs->avail_in = (uInt) avail;
-        zs->next_out = q->dbuf;
+        zs->next_out = out;
         zs->avail_out = (uInt) q->cluster_size;
         zr = inflate (zs, Z_FINISH);
         if (!((zr == Z_STREAM_END || zr == Z_BUF_ERROR) &&
@@ -991,7 +1001,122 @@ decompress_cluster (struct image *img, uint64_t entry, uint64_t guest)
             return -1;
         }
     }
+    return 0;
+}
+
+/* Decompress ENTRY into the one-cluster cache q->dbuf. */
+static int
+decompress_cached (struct image *img, uint64_t entry, uint64_t guest)
+{
+    struct qcow2 *q = img->priv;
+
+    if (q->dbuf_entry == entry && q->dbuf != NULL) {
+        return 0;
+    }
+    if (q->dbuf == NULL) {
+        q->dbuf = malloc (q->cluster_size);
+        if (q->dbuf == NULL) {
+            vmc_perror ("malloc");
+            return -1;
+        }
+    }
+    q->dbuf_entry = 0;
+    if (decompress_into (img, &q->dec[0], entry, guest, q->dbuf) == -1) {
+        return -1;
+    }
     q->dbuf_entry = entry;
+    return 0;
+}
+
+/* Take batch items until none is left. */
+static void
+run_ditems (struct image *img, struct qcow2_dec *d)
+{
+    struct qcow2 *q = img->priv;
+    struct qcow2_ditem *it;
+    unsigned i;
+
+    while ((i = __atomic_fetch_add (&q->next_ditem, 1, __ATOMIC_RELAXED)) <
+           q->nditems) {
+        it = &q->ditems[i];
+        it->r = decompress_into (img, d, it->entry, it->guest, it->out);
+    }
+}
+
+static void *
+dworker_main (void *arg)
+{
+    struct image *img = arg;
+    struct qcow2 *q = img->priv;
+    unsigned seen = 0;
+
+    for (;;) {
+        pthread_mutex_lock (&q->dlock);
+        while (!q->dstop && q->dgen == seen) {
+            pthread_cond_wait (&q->dcond, &q->dlock);
+        }
+        if (q->dstop) {
+            pthread_mutex_unlock (&q->dlock);
+            return NULL;
+        }
+        seen = q->dgen;
+        pthread_mutex_unlock (&q->dlock);
+        run_ditems (img, &q->dec[1]);
+        pthread_mutex_lock (&q->dlock);
+        q->dworker_gen = seen;
+        pthread_cond_broadcast (&q->dcond);
+        pthread_mutex_unlock (&q->dlock);
+    }
+}
+
+/* Decompress the batch: with the helper when there are several clusters
+ * (started on first use).  A failed item is redone here, so that its
+ * message is recorded in this thread. */
+static int
+flush_ditems (struct image *img)
+{
+    struct qcow2 *q = img->priv;
+    unsigned i;
+
+    if (q->nditems == 0) {
+        return 0;
+    }
+    q->next_ditem = 0;
+    if (q->nditems > 1 && !q->have_dworker) {
+        pthread_mutex_init (&q->dlock, NULL);
+        pthread_cond_init (&q->dcond, NULL);
+        if (pthread_create (&q->dworker, NULL, dworker_main, img) == 0) {
+            q->have_dworker = true;
+        }
+        else {
+            pthread_mutex_destroy (&q->dlock);
+            pthread_cond_destroy (&q->dcond);
+        }
+    }
+    if (q->nditems > 1 && q->have_dworker) {
+        pthread_mutex_lock (&q->dlock);
+        q->dgen++;
+        pthread_cond_broadcast (&q->dcond);
+        pthread_mutex_unlock (&q->dlock);
+        run_ditems (img, &q->dec[0]);
+        pthread_mutex_lock (&q->dlock);
+        while (q->dworker_gen != q->dgen) {
+            pthread_cond_wait (&q->dcond, &q->dlock);
+        }
+        pthread_mutex_unlock (&q->dlock);
+    }
+    else {
+        run_ditems (img, &q->dec[0]);
+    }
+    for (i = 0; i < q->nditems; i++) {
+        if (q->ditems[i].r == -1 &&
+            decompress_into (img, &q->dec[0], q->ditems[i].entry,
+                             q->ditems[i].guest, q->ditems[i].out) == -1) {
+            q->nditems = 0;
+            return -1;
+        }
+    }
+    q->nditems = 0;
     return 0;
 }
 
@@ -1005,6 +1130,7 @@ qcow2_pread (struct image *img, void *buf, size_t count, uint64_t offset)
 
     while (count > 0) {
         if (map_run (img, offset, count, true, &r) == -1) {
+            q->nditems = 0;
             return -1;
         }
         n = r.len;
@@ -1015,12 +1141,31 @@ qcow2_pread (struct image *img, void *buf, size_t count, uint64_t offset)
             avail = MIN (n, img->file->size - MIN (r.host, img->file->size));
             if (avail > 0 &&
                 bdev_pread (img->file, p, (size_t) avail, r.host) == -1) {
+                q->nditems = 0;
                 return -1;
             }
             memset (p + avail, 0, (size_t) (n - avail));
             break;
         case QK_COMPRESSED:
-            if (decompress_cluster (img, r.entry, offset) == -1) {
+            if (n == q->cluster_size && q->dbuf_entry != r.entry) {
+                /* A whole cluster: batch it, straight into BUF. */
+                if (q->ditems == NULL) {
+                    q->ditems = calloc (QCOW2_DBATCH, sizeof *q->ditems);
+                    if (q->ditems == NULL) {
+                        vmc_perror ("calloc");
+                        return -1;
+                    }
+                }
+                q->ditems[q->nditems].entry = r.entry;
+                q->ditems[q->nditems].guest = offset;
+                q->ditems[q->nditems].out = p;
+                if (++q->nditems == QCOW2_DBATCH && flush_ditems (img) == -1) {
+                    return -1;
+                }
+                break;
+            }
+            if (decompress_cached (img, r.entry, offset) == -1) {
+                q->nditems = 0;
                 return -1;
             }
             memcpy (p, q->dbuf + (offset & (q->cluster_size - 1)), n);
@@ -1030,6 +1175,7 @@ qcow2_pread (struct image *img, void *buf, size_t count, uint64_t offset)
             break;
         default:
             if (image_read_backing (img, p, (size_t) n, offset) == -1) {
+                q->nditems = 0;
                 return -1;
             }
             break;
@@ -1038,7 +1184,7 @@ qcow2_pread (struct image *img, void *buf, size_t count, uint64_t offset)
         offset += n;
         count -= n;
     }
-    return 0;
+    return flush_ditems (img);
 }
 
 const struct image_format format_qcow2 = {

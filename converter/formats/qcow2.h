@@ -7,6 +7,7 @@
 #ifndef VMC_QCOW2_H
 #define VMC_QCOW2_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -75,6 +76,7 @@
 #define QCOW2_MAX_SNAPSHOT_EXTRA 1024           /* as qemu */
 #define QCOW2_MAX_SNAPSHOT_TABLE ((uint64_t) 64 << 20) /* as qemu */
 #define QCOW2_L2_CACHE_BYTES    (4u << 20)
+#define QCOW2_DBATCH            64      /* compressed clusters per batch */
 #define QCOW2_MAX_BACKING_NAME  1023
 
 struct qcow2_snapshot {
@@ -127,12 +129,30 @@ struct qcow2 {
     unsigned l2_slots;
     uint64_t l2_clock;
 
-    /* Compressed cluster cache and decompressors (made on first use). */
-    unsigned char *cbuf;        /* compressed input, up to 2 clusters */
+    /* Compressed clusters: the last one decompressed (for partial reads),
+     * one decompressor per thread (made on first use), and a batch of
+     * whole clusters decompressed by the calling thread and a helper. */
     unsigned char *dbuf;        /* the last decompressed cluster */
     uint64_t dbuf_entry;        /* its L2 entry; 0 when empty */
-    void *zstream;              /* z_stream * */
-    void *zstd_dctx;            /* ZSTD_DCtx * */
+    struct qcow2_dec {
+        unsigned char *cbuf;    /* compressed input, up to 2 clusters */
+        void *zstream;          /* z_stream * */
+        void *zstd;             /* ZSTD_DCtx * */
+    } dec[2];
+    struct qcow2_ditem {
+        uint64_t entry;
+        uint64_t guest;
+        unsigned char *out;     /* one whole cluster of the caller's buffer */
+        int r;
+    } *ditems;
+    unsigned nditems;
+    unsigned next_ditem;        /* atomic */
+    bool have_dworker;
+    bool dstop;
+    unsigned dgen, dworker_gen;
+    pthread_t dworker;
+    pthread_mutex_t dlock;
+    pthread_cond_t dcond;
 
     /* Writer state (qcow2-write.c). */
     struct qcow2_writer *w;
