@@ -34,6 +34,13 @@
  * offset read from the file is checked against the file size and its
  * alignment before use.
  *
+ * Performance: block status merges consecutive entries of the same kind
+ * (data, normal or compressed; zero; unallocated) into one extent; reads
+ * coalesce guest runs whose host clusters are contiguous into one
+ * bdev_pread; whole compressed clusters of one read are decompressed in
+ * batches of up to 64 by the calling thread and one helper thread (the
+ * last partially read one is kept in a one-cluster cache).
+ *
  * Write: see qcow2-write.c (version 3, or 2 on request; sequential,
  * append-only, bounded memory).
  *
