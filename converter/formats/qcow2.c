@@ -969,7 +969,9 @@ decompress_into (struct image *img, struct qcow2_dec *d, uint64_t entry,
                 break;
             }
         }
-        if (o.pos != o.size || ZSTD_isError (zret)) {
+        /* The frame must end with the cluster (zret 0): more output
+         * would mean more than one cluster. */
+        if (o.pos != o.size || zret != 0) {
             vmc_error ("%s: qcow2: compressed cluster at guest offset %"
                        PRIu64 " (host 0x%" PRIx64 ") is not valid zstd data "
                        "for one cluster", img->filename, guest, host);
