@@ -29,6 +29,9 @@
  *   mk-vhdx-log raw VHDX OUT
  *       Write the guest content of a clean, non-differencing VHDX to OUT,
  *       for images qemu-img cannot read (4096-byte logical sectors).
+ *   mk-vhdx-log resum VHDX OFFSET
+ *       Recompute the checksum of the header (OFFSET 64K or 128K) or region
+ *       table (192K or 256K) at OFFSET, after a test changed a field in it.
  *
  * The code trusts its input (it is given images qemu-img or vmconvert
  * made) and checks just enough to fail loudly rather than mislead.
@@ -511,9 +514,43 @@ cmd_log (int argc, char **argv)
     return 0;
 }
 
+static int
+cmd_resum (const char *path, const char *offstr)
+{
+    uint64_t off = strtoull (offstr, NULL, 0);
+    size_t len;
+    unsigned char *buf;
+    int fd;
+
+    if (off == 64 * KIB || off == 128 * KIB) {
+        len = 4096;
+    }
+    else if (off == 192 * KIB || off == 256 * KIB) {
+        len = 64 * KIB;
+    }
+    else {
+        die ("resum: OFFSET must be 65536, 131072, 196608 or 262144");
+    }
+    fd = open (path, O_RDWR);
+    buf = malloc (len);
+    if (fd == -1 || buf == NULL) {
+        perror (path);
+        return 1;
+    }
+    rd (fd, buf, len, off);
+    put_le32 (buf + 4, checksum (buf, len));
+    wr (fd, buf, len, off);
+    free (buf);
+    close (fd);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
+    if (argc == 4 && strcmp (argv[1], "resum") == 0) {
+        return cmd_resum (argv[2], argv[3]);
+    }
     if (argc >= 2 && strcmp (argv[1], "log") == 0) {
         return cmd_log (argc - 1, argv + 1);
     }
@@ -522,6 +559,7 @@ main (int argc, char **argv)
     }
     fprintf (stderr,
              "usage: mk-vhdx-log log [-W] [-c KIND] VHDX RAW\n"
-             "       mk-vhdx-log raw VHDX OUT\n");
+             "       mk-vhdx-log raw VHDX OUT\n"
+             "       mk-vhdx-log resum VHDX OFFSET\n");
     return 2;
 }
