@@ -381,16 +381,28 @@ collect_ops (struct log_scan *ls, uint64_t tail, uint64_t count,
     unsigned char *buf = (unsigned char *) ls->buf;
     struct op *ops = NULL;
     uint32_t nops = 0, k;
-    uint64_t pos = tail, c, ndata, fo, len, end;
+    uint64_t pos = tail, c, ndata, fo, len, end, total;
     const struct entry *e;
     const unsigned char *d;
     unsigned char *ds;
 
-    ops = calloc (VHDX_LOG_MAX_OPS, sizeof *ops);
+    /* Size the list by the descriptors of the sequence. */
+    for (c = 0, total = 0; c < count; c++) {
+        e = &ls->ent[pos / VHDX_LOG_SECTOR];
+        total += e->ndesc;
+        pos = (pos + e->length) % ls->len;
+    }
+    if (total > VHDX_LOG_MAX_OPS) {
+        vmc_error ("vhdx: the log needs replay and holds more than %u "
+                   "descriptors", VHDX_LOG_MAX_OPS);
+        return -1;
+    }
+    ops = calloc (total + 1, sizeof *ops);
     if (ops == NULL) {
         vmc_perror ("vhdx: log replay");
         return -1;
     }
+    pos = tail;
     *max_end = 0;
     for (c = 0; c < count; c++) {
         e = &ls->ent[pos / VHDX_LOG_SECTOR];
@@ -428,11 +440,6 @@ collect_ops (struct log_scan *ls, uint64_t tail, uint64_t count,
             if (fo < s->log_off + s->log_len && s->log_off < end) {
                 vmc_error ("vhdx: the log needs replay and writes into the "
                            "log itself (file offset 0x%" PRIx64 ")", fo);
-                goto fail;
-            }
-            if (nops == VHDX_LOG_MAX_OPS) {
-                vmc_error ("vhdx: the log needs replay and holds more than "
-                           "%u descriptors", VHDX_LOG_MAX_OPS);
                 goto fail;
             }
             ops[nops].start = fo;

@@ -268,6 +268,7 @@ read_headers (struct image *img)
     return 0;
 }
 
+/* Region table entry I of BUF, decoded. */
 struct region {
     unsigned char guid[16];
     uint64_t offset;
@@ -275,21 +276,32 @@ struct region {
     bool required;
 };
 
+static void
+region_decode (const unsigned char *buf, uint32_t i, struct region *r)
+{
+    const unsigned char *e = buf + 16 + i * VHDX_RT_ENTRY_SIZE;
+
+    memcpy (r->guid, e, 16);
+    r->offset = get_le64 (e + 16);
+    r->length = get_le32 (e + 24);
+    r->required = (get_le32 (e + 28) & 1) != 0;
+}
+
 /* Where a region table says the BAT and the metadata are. */
 struct rt_result {
     uint64_t bat_off, bat_len;
     uint64_t md_off, md_len;
 };
 
-/* Validate the region table in BUF (R is scratch space for its entries).
- * On success fill OUT; otherwise say why in WHY, and set
+/* Validate the region table in BUF.  On success fill OUT; otherwise say why in WHY, and set
  * *unknown_required when the reason is a required region we do not
  * know, which is never worked around. */
 static bool
 parse_region_table (struct vhdx *s, const unsigned char *buf,
-                    struct region *r, struct rt_result *out,
-                    bool *unknown_required, char *why, size_t whylen)
+                    struct rt_result *out, bool *unknown_required, char *why,
+                    size_t whylen)
 {
+    struct region r, o;
     uint32_t count, stored, computed, i, j;
     bool have_bat = false, have_md = false;
     char g[VHDX_GUID_STR];
@@ -313,61 +325,57 @@ parse_region_table (struct vhdx *s, const unsigned char *buf,
         return false;
     }
     for (i = 0; i < count; i++) {
-        const unsigned char *e = buf + 16 + i * VHDX_RT_ENTRY_SIZE;
-
-        memcpy (r[i].guid, e, 16);
-        r[i].offset = get_le64 (e + 16);
-        r[i].length = get_le32 (e + 24);
-        r[i].required = (get_le32 (e + 28) & 1) != 0;
-        vhdx_guid_str (r[i].guid, g);
-        if (!IS_ALIGNED (r[i].offset, VHDX_REGION_ALIGN) ||
-            r[i].offset < VHDX_REGION_ALIGN) {
+        region_decode (buf, i, &r);
+        vhdx_guid_str (r.guid, g);
+        if (!IS_ALIGNED (r.offset, VHDX_REGION_ALIGN) ||
+            r.offset < VHDX_REGION_ALIGN) {
             snprintf (why, whylen, "region %s offset 0x%" PRIx64 " is not a "
-                      "multiple of 1 MiB at or above 1 MiB", g, r[i].offset);
+                      "multiple of 1 MiB at or above 1 MiB", g, r.offset);
             return false;
         }
-        if (!IS_ALIGNED (r[i].length, VHDX_REGION_ALIGN) ||
-            r[i].length == 0) {
+        if (!IS_ALIGNED (r.length, VHDX_REGION_ALIGN) ||
+            r.length == 0) {
             snprintf (why, whylen, "region %s length %" PRIu32 " is not a "
-                      "non-zero multiple of 1 MiB", g, r[i].length);
+                      "non-zero multiple of 1 MiB", g, r.length);
             return false;
         }
         /* Regions must be in the file itself, not only in space the log
          * would add: nothing real is written there before the log. */
-        if (range_outside (r[i].offset, r[i].length, s->file_size)) {
+        if (range_outside (r.offset, r.length, s->file_size)) {
             snprintf (why, whylen, "region %s (%" PRIu32 " bytes at 0x%"
                       PRIx64 ") extends past the end of the file", g,
-                      r[i].length, r[i].offset);
+                      r.length, r.offset);
             return false;
         }
-        if (s->log_len > 0 && r[i].offset < s->log_off + s->log_len &&
-            s->log_off < r[i].offset + r[i].length) {
+        if (s->log_len > 0 && r.offset < s->log_off + s->log_len &&
+            s->log_off < r.offset + r.length) {
             snprintf (why, whylen, "region %s overlaps the log", g);
             return false;
         }
         for (j = 0; j < i; j++) {
-            if (memcmp (r[j].guid, r[i].guid, 16) == 0) {
+            region_decode (buf, j, &o);
+            if (memcmp (o.guid, r.guid, 16) == 0) {
                 snprintf (why, whylen, "region %s is listed twice", g);
                 return false;
             }
-            if (r[i].offset < r[j].offset + r[j].length &&
-                r[j].offset < r[i].offset + r[i].length) {
+            if (r.offset < o.offset + o.length &&
+                o.offset < r.offset + r.length) {
                 snprintf (why, whylen, "region %s overlaps another region",
                           g);
                 return false;
             }
         }
-        if (memcmp (r[i].guid, vhdx_guid_bat, 16) == 0) {
+        if (memcmp (r.guid, vhdx_guid_bat, 16) == 0) {
             have_bat = true;
-            out->bat_off = r[i].offset;
-            out->bat_len = r[i].length;
+            out->bat_off = r.offset;
+            out->bat_len = r.length;
         }
-        else if (memcmp (r[i].guid, vhdx_guid_metadata, 16) == 0) {
+        else if (memcmp (r.guid, vhdx_guid_metadata, 16) == 0) {
             have_md = true;
-            out->md_off = r[i].offset;
-            out->md_len = r[i].length;
+            out->md_off = r.offset;
+            out->md_len = r.length;
         }
-        else if (r[i].required) {
+        else if (r.required) {
             *unknown_required = true;
             snprintf (why, whylen, "region %s is required but not known "
                       "to this reader", g);
@@ -391,7 +399,6 @@ read_region_table (struct image *img, unsigned which, struct rt_result *out,
     char *why = s->rt_problem[which - 1];
     size_t whylen = sizeof s->rt_problem[which - 1];
     unsigned char *buf;
-    struct region *r;
     int ret = -1;
 
     *ok = false;
@@ -401,19 +408,17 @@ read_region_table (struct image *img, unsigned which, struct rt_result *out,
         return 0;
     }
     buf = malloc (VHDX_RT_SIZE);
-    r = calloc (VHDX_RT_MAX_ENTRIES, sizeof *r);
-    if (buf == NULL || r == NULL) {
+    if (buf == NULL) {
         vmc_perror ("vhdx: malloc");
         goto out;
     }
     if (vhdx_vread (img, buf, VHDX_RT_SIZE, off) == -1) {
         goto out;
     }
-    *ok = parse_region_table (s, buf, r, out, unknown_required, why, whylen);
+    *ok = parse_region_table (s, buf, out, unknown_required, why, whylen);
     ret = 0;
 out:
     free (buf);
-    free (r);
     return ret;
 }
 

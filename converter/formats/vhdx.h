@@ -48,7 +48,8 @@
 
 #define VHDX_BLOCK_MIN VHDX_MIB
 #define VHDX_BLOCK_MAX (256 * VHDX_MIB)
-#define VHDX_MAX_VIRTUAL_SIZE ((uint64_t) 64 << 40)     /* 64 TiB, the spec's limit */
+/* 64 TiB, the spec's limit. */
+#define VHDX_MAX_VIRTUAL_SIZE ((uint64_t) 64 << 40)
 
 /* Largest file offset this reader accepts for anything (the log may make
  * the file look longer than it is): 128 TiB, twice the largest disk. */

@@ -52,10 +52,12 @@ bad "header signature" "both headers are invalid.*signature"
 fresh; poke "$T/bad.vhdx" $((H1 + 4)) '\377'
 poke "$T/bad.vhdx" $((H2 + 4)) '\377'
 bad "header checksum" "both headers are invalid.*checksum"
-fresh; poke "$T/bad.vhdx" $((H1 + 66)) '\2'; poke "$T/bad.vhdx" $((H2 + 66)) '\2'
+fresh
+for h in $H1 $H2; do poke "$T/bad.vhdx" $((h + 66)) '\2'; done
 resum $H1 $H2
 bad "header version" "header .: version 2 is not supported"
-fresh; poke "$T/bad.vhdx" $((H1 + 64)) '\1'; poke "$T/bad.vhdx" $((H2 + 64)) '\1'
+fresh
+for h in $H1 $H2; do poke "$T/bad.vhdx" $((h + 64)) '\1'; done
 resum $H1 $H2
 bad "log version" "header .: log version 1"
 for h in $H1 $H2; do poke "$T/bad.vhdx" $((h + 64)) '\0'; done
@@ -126,9 +128,11 @@ bad "metadata entry count" "metadata table entry count 3000"
 fresh; poke "$T/bad.vhdx" $((MD + 10)) '\4'
 bad "metadata item missing" "Physical Sector Size is missing"
 fresh; poke "$T/bad.vhdx" $((MD + 32 + 32 + 16)) '\0\0\040\0'
-bad "metadata item outside its region" "Virtual Disk Size.*not inside|2fa54224.*not inside"
+bad "metadata item outside its region" \
+    "metadata item 2fa54224-.* is not inside the metadata region"
 fresh; poke "$T/bad.vhdx" $((MD + 32 + 64)) '\377'
-bad "unknown required metadata item" "metadata item beca12ff-b2e6-.* is required"
+bad "unknown required metadata item" \
+    "metadata item beca12ff-b2e6-.* is required"
 fresh; poke "$T/bad.vhdx" $ITEMS '\0\0\060\0'
 bad "block size 3M" "block size 3145728"
 fresh; poke "$T/bad.vhdx" $ITEMS '\0\0\0\040'

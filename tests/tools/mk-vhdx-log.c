@@ -398,7 +398,8 @@ cmd_log (int argc, char **argv)
     if (blockbuf == NULL) {
         die ("calloc");
     }
-    fill_pattern (blockbuf, 64 * KIB, 2);
+    fill_pattern (blockbuf, 4 * KIB, 2);
+    fill_pattern (blockbuf + v.block_size - 4 * KIB, 4 * KIB, 6);
     wr (v.fd, blockbuf, v.block_size, newoff);
 
     memset (e, 0, sizeof e);
