@@ -179,7 +179,7 @@ header_valid (const unsigned char *buf, struct header *h, char *why,
     }
     stored = get_le32 (buf + 4);
     computed = vhdx_checksum (buf, VHDX_HEADER_SIZE, 4);
-    if (stored != computed) {
+    if (!vhdx_checksum_ok (stored, computed)) {
         snprintf (why, whylen, "checksum 0x%08" PRIx32 " does not match "
                   "the content (0x%08" PRIx32 ")", stored, computed);
         return false;
@@ -313,7 +313,7 @@ parse_region_table (struct vhdx *s, const unsigned char *buf,
     }
     stored = get_le32 (buf + 4);
     computed = vhdx_checksum (buf, VHDX_RT_SIZE, 4);
-    if (stored != computed) {
+    if (!vhdx_checksum_ok (stored, computed)) {
         snprintf (why, whylen, "checksum 0x%08" PRIx32 " does not match "
                   "the content (0x%08" PRIx32 ")", stored, computed);
         return false;
@@ -924,8 +924,9 @@ static int
 vhdx_check (struct image *img, struct check_result *res)
 {
     struct vhdx *s = img->priv;
-    unsigned char *map = NULL;
+    unsigned char *map = NULL, *rt;
     uint64_t units, blk, off, j;
+    struct region r;
     unsigned state, i;
 
     for (i = 0; i < 2; i++) {
@@ -936,14 +937,14 @@ vhdx_check (struct image *img, struct check_result *res)
     }
     if (s->cur_rt == 1) {
         /* Table 2 was not needed at open; it must be valid and agree. */
-        struct rt_result rt;
+        struct rt_result t2;
         bool ok, unknown;
 
-        if (read_region_table (img, 2, &rt, &ok, &unknown) == -1) {
+        if (read_region_table (img, 2, &t2, &ok, &unknown) == -1) {
             return -1;
         }
-        if (ok && (rt.bat_off != s->bat_off || rt.bat_len != s->bat_len ||
-                   rt.md_off != s->md_off || rt.md_len != s->md_len)) {
+        if (ok && (t2.bat_off != s->bat_off || t2.bat_len != s->bat_len ||
+                   t2.md_off != s->md_off || t2.md_len != s->md_len)) {
             snprintf (s->rt_problem[1], sizeof s->rt_problem[1],
                       "it does not match region table 1");
         }
@@ -955,20 +956,32 @@ vhdx_check (struct image *img, struct check_result *res)
         }
     }
 
-    /* Who owns each MiB of the file: the fixed part, the log, the BAT and
-     * metadata regions, then each block. */
+    /* Who owns each MiB of the file: the fixed part, the log, every region
+     * of the table in use (open checked that they are disjoint), then each
+     * block. */
     units = DIV_ROUND_UP (s->vfile_size, (uint64_t) VHDX_MIB);
     map = image_alloc_table (img, "check map", DIV_ROUND_UP (units, 8), 1,
                              VHDX_MAX_FILE_SIZE / VHDX_MIB / 8);
-    if (map == NULL) {
+    rt = malloc (VHDX_RT_SIZE);
+    if (map == NULL || rt == NULL ||
+        vhdx_vread (img, rt, VHDX_RT_SIZE,
+                    s->cur_rt == 1 ? VHDX_RT1_OFF : VHDX_RT2_OFF) == -1) {
+        if (rt == NULL) {
+            vmc_perror ("vhdx: malloc");
+        }
+        free (map);
+        free (rt);
         return -1;
     }
     map_claim (map, 0, VHDX_MIB);
     if (s->log_len > 0) {
         map_claim (map, s->log_off, s->log_len);
     }
-    map_claim (map, s->bat_off, s->bat_len);
-    map_claim (map, s->md_off, s->md_len);
+    for (i = 0; i < get_le32 (rt + 8); i++) {
+        region_decode (rt, i, &r);
+        map_claim (map, r.offset, r.length);
+    }
+    free (rt);
     for (blk = 0; blk < s->nblocks; blk++) {
         if (block_lookup (img, blk, &state, &off) == -1) {
             check_error (res, "%s", vmc_get_error ());
