@@ -14,19 +14,30 @@
  * into the source, and everything after the headers is read through it.
  * Writing dynamic and fixed images (vhdx-write.c).
  *
- * Not supported: differencing images (HasParent, PARTIALLY_PRESENT
- * blocks) are refused with a clear message; so are unknown regions or
- * metadata items marked required.
+ * Not supported: differencing images (HasParent, a Parent Locator,
+ * PARTIALLY_PRESENT blocks) are refused with a clear message; so are
+ * unknown regions or metadata items marked required.  Optional unknown
+ * regions and items (user metadata) are ignored.  Sector bitmap entries
+ * mean nothing without a parent and are not read.
  *
- * Limits enforced (hostile input): the file needs the identifier, both
- * headers and region table 1; header version 1 and log version 0; the log,
- * every region and every block are 1 MiB aligned, at or above 1 MiB, inside
- * the file and clear of each other; at most 2047 region and metadata
- * entries; metadata items up to 1 MiB inside their region; block size a
- * power of two in 1-256 MiB; virtual size 1 byte to 64 TiB; nothing past
- * 128 TiB in the file.  The BAT is validated entry by entry at open and
- * then read in windows of at most VHDX_BAT_WINDOW entries (4 MiB), so
- * memory does not grow with the disk.  Log replay limits: vhdx-log.c.
+ * Which copy: the current header is the valid one (signature, CRC-32C)
+ * with the higher sequence number; region table 1 is used when valid,
+ * else region table 2, except that an unknown region marked required is
+ * always refused; check reports any copy that is not valid.
+ *
+ * Limits enforced (hostile input): the file holds at least the identifier,
+ * both headers and region table 1 (256 KiB); header version 1 and log
+ * version 0; the log, every region and every block are 1 MiB aligned, at
+ * or above 1 MiB and inside the file (regions: inside the file itself;
+ * blocks: inside the file as the log replay may extend it), and the log
+ * and regions are clear of each other; at most 2047 region and metadata
+ * entries; metadata items of the expected size, at most 1 MiB, inside
+ * their region; block size a power of two in 1-256 MiB; sector sizes 512
+ * or 4096; virtual size 1 byte to 64 TiB; nothing past 128 TiB.  The BAT
+ * is validated entry by entry at open and then read in windows of at most
+ * VHDX_BAT_WINDOW entries (4 MiB), so memory does not grow with the disk;
+ * check uses a map of 1 bit per MiB of file (at most 16 MiB).  Log replay
+ * limits: vhdx-log.c.
  *
  * Layout:
  *

@@ -64,7 +64,7 @@ struct vhdx {
     uint64_t size, nblocks, chunk_ratio;
 };
 
-static void
+static void __attribute__ ((noreturn))
 die (const char *msg)
 {
     fprintf (stderr, "mk-vhdx-log: %s\n", msg);
