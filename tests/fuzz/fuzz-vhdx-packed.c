@@ -5,10 +5,7 @@
  * VHDX needs more than 4 MiB, so plain inputs under -max_len never reach
  * the metadata, the BAT or the log; packed ones do.
  *
- * Proposed as tests/fuzz/fuzz-vhdx-packed.c, with tests/data/vhdx/packed/
- * as its seed corpus tests/fuzz/corpus/vhdx-packed/ (run-fuzz and
- * run-fuzz-check find both by name).  It lives here until then because
- * tests/fuzz/ is not the vhdx branch's to extend.  Records are applied in
+ * Its seeds are in tests/fuzz/corpus/vhdx-packed/.  Records are applied in
  * order into a 64 MiB buffer; only what the previous input dirtied is
  * cleared, so the cost per input follows the input, not the file size.
  */
