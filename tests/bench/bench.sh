@@ -177,7 +177,19 @@ disk_file () {
 }
 
 build_inputs () {
-    local d f raw
+    local d f raw missing=0 avail
+    # Room for the missing inputs (each about the virtual size) + 1 GiB.
+    for d in $DISKS; do
+        # shellcheck disable=SC2086 # one word per format
+        for f in $(printf '%s\n' raw $SOURCES | sort -u); do
+            [ -s "$(disk_file "$d" "$f")" ] || missing=$(( missing + 1 ))
+        done
+    done
+    avail=$(df -B1 --output=avail "$B" | tail -n 1)
+    if [ "$missing" -gt 0 ] &&
+       [ "$avail" -lt $(( missing * (VSIZE + VSIZE / 16) + (1 << 30) )) ]; then
+        die "$missing inputs to build need ~$(( missing * (VSIZE + VSIZE / 16) / 1000000000 + 1 )) GB in $B; $(( avail / 1000000000 )) GB free"
+    fi
     for d in $DISKS; do
         raw=$(disk_file "$d" raw)
         case $d in
