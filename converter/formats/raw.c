@@ -8,19 +8,13 @@
  *
  * Write: sparse.  The output file is created empty and only data is written;
  * everything skipped stays a hole, and finish() sets the final size.  On a
- * block device there are no holes, so the gaps between writes are zeroed
- * explicitly (BLKZEROOUT), as the sequential contract promises that unwritten
- * ranges read as zeros.
+ * block device the blockdev layer zeroes what was skipped (BLKZEROOUT).
  */
 #include <inttypes.h>
 
 #include "../lib/error.h"
 #include "../lib/image.h"
 #include "../lib/rounding.h"
-
-struct raw {
-    uint64_t zeroed_to;     /* block device target: zeros/data up to here */
-};
 
 static int
 raw_probe (const struct probe_data *p)
@@ -77,41 +71,15 @@ raw_create (struct image *img, const struct create_params *p)
     return 0;
 }
 
-/* On a block device, zero what the writer skipped up to OFFSET. */
-static int
-raw_zero_gap (struct image *img, uint64_t offset)
-{
-    struct raw *r = img->priv;
-
-    if (!img->file->is_block || offset <= r->zeroed_to) {
-        return 0;
-    }
-    if (bdev_zero (img->file, r->zeroed_to, offset - r->zeroed_to) == -1) {
-        return -1;
-    }
-    r->zeroed_to = offset;
-    return 0;
-}
-
 static int
 raw_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
 {
-    struct raw *r = img->priv;
-
-    if (raw_zero_gap (img, offset) == -1 ||
-        bdev_pwrite (img->file, buf, count, offset) == -1) {
-        return -1;
-    }
-    r->zeroed_to = offset + count;
-    return 0;
+    return bdev_pwrite (img->file, buf, count, offset);
 }
 
 static int
 raw_finish (struct image *img)
 {
-    if (img->file->is_block) {
-        return raw_zero_gap (img, img->size);
-    }
     return bdev_truncate (img->file, img->size);
 }
 
@@ -122,7 +90,6 @@ static const struct create_option raw_create_opts[] = {
 const struct image_format format_raw = {
     .name = "raw",
     .description = "raw disk image (sparse when written)",
-    .priv_size = sizeof (struct raw),
     .probe = raw_probe,
     .open = raw_open,
     .pread = raw_pread,

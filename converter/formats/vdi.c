@@ -132,7 +132,6 @@ struct vdi {
     /* Writing. */
     bool w_static;
     uint32_t next_index;        /* next data block to hand out */
-    uint64_t zeroed_to;         /* block device target: zeros/data to here */
 };
 
 /* ---- decoding ----------------------------------------------------------- */
@@ -598,23 +597,6 @@ vdi_create (struct image *img, const struct create_params *p)
     return 0;
 }
 
-/* On a block device nothing reads as zeros by itself: zero what the
- * writer skipped up to POS.  Regular files get holes for free. */
-static int
-zero_gap (struct image *img, uint64_t pos)
-{
-    struct vdi *s = img->priv;
-
-    if (!img->file->is_block || pos <= s->zeroed_to) {
-        return 0;
-    }
-    if (bdev_zero (img->file, s->zeroed_to, pos - s->zeroed_to) == -1) {
-        return -1;
-    }
-    s->zeroed_to = pos;
-    return 0;
-}
-
 static int
 vdi_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
 {
@@ -634,11 +616,9 @@ vdi_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
     }
     while (count > 0) {
         vdi_run (img, offset, count, &host, &len);
-        if (zero_gap (img, host) == -1 ||
-            bdev_pwrite (img->file, p, len, host) == -1) {
+        if (bdev_pwrite (img->file, p, len, host) == -1) {
             return -1;
         }
-        s->zeroed_to = MAX (s->zeroed_to, host + len);
         p += len;
         offset += len;
         count -= len;
@@ -655,7 +635,9 @@ vdi_finish (struct image *img)
     size_t n, k;
 
     end = s->h.data_offset + ((uint64_t) s->next_index << s->block_shift);
-    if (zero_gap (img, end) == -1) {
+    /* The end of the data: a file's size; on a device, the unwritten
+     * rest of the last block is zeroed. */
+    if (bdev_truncate (img->file, end) == -1) {
         return -1;
     }
     encode_header (buf, &s->h);
@@ -673,9 +655,6 @@ vdi_finish (struct image *img)
             return -1;
         }
         done += n;
-    }
-    if (!img->file->is_block) {
-        return bdev_truncate (img->file, end);
     }
     return 0;
 }

@@ -212,11 +212,13 @@ vhd_create (struct image *img, const struct create_params *p)
     img->write_align = 1;
     if (!s->w_dynamic) {
         snprintf (img->subformat, sizeof img->subformat, "fixed");
+        /* Readers find a fixed VHD's only footer at the very end, so on a
+         * device the image must fill the device exactly. */
         if (img->file->is_block &&
-            img->file->size < size + VHD_FOOTER_SIZE) {
-            vmc_error ("vhd: the device holds %" PRIu64 " bytes, %" PRIu64
-                       " are needed", img->file->size,
-                       size + VHD_FOOTER_SIZE);
+            img->file->size != size + VHD_FOOTER_SIZE) {
+            vmc_error ("vhd: a fixed VHD must fill its device exactly: the "
+                       "device holds %" PRIu64 " bytes, the image needs %"
+                       PRIu64, img->file->size, size + VHD_FOOTER_SIZE);
             return -1;
         }
         return 0;
@@ -247,36 +249,6 @@ vhd_create (struct image *img, const struct create_params *p)
     return 0;
 }
 
-/* On a block device nothing reads as zeros by itself: zero what the
- * writer skipped up to POS.  Regular files get holes for free. */
-static int
-zero_gap (struct image *img, uint64_t pos)
-{
-    struct vhd *s = img->priv;
-
-    if (!img->file->is_block || pos <= s->zeroed_to) {
-        return 0;
-    }
-    if (bdev_zero (img->file, s->zeroed_to, pos - s->zeroed_to) == -1) {
-        return -1;
-    }
-    s->zeroed_to = pos;
-    return 0;
-}
-
-static int
-write_data (struct image *img, const void *buf, size_t count, uint64_t host)
-{
-    struct vhd *s = img->priv;
-
-    if (zero_gap (img, host) == -1 ||
-        bdev_pwrite (img->file, buf, count, host) == -1) {
-        return -1;
-    }
-    s->zeroed_to = MAX (s->zeroed_to, host + count);
-    return 0;
-}
-
 int
 vhd_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
 {
@@ -285,7 +257,7 @@ vhd_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
     uint64_t b, in, n, host, pos;
 
     if (!s->w_dynamic) {
-        return write_data (img, buf, count, offset);
+        return bdev_pwrite (img->file, buf, count, offset);
     }
     while (count > 0) {
         b = offset >> s->block_shift;
@@ -300,7 +272,7 @@ vhd_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
                            "that BAT entries can address");
                 return -1;
             }
-            if (write_data (img, s->bitmap, s->bitmap_size, pos) == -1) {
+            if (bdev_pwrite (img->file, s->bitmap, s->bitmap_size, pos) == -1) {
                 return -1;
             }
             s->bat[b] = (uint32_t) (pos / VHD_SECTOR);
@@ -308,7 +280,7 @@ vhd_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
             s->next_free = align_block (s, s->file_end);
         }
         host = (uint64_t) s->bat[b] * VHD_SECTOR + s->bitmap_size + in;
-        if (write_data (img, p, n, host) == -1) {
+        if (bdev_pwrite (img->file, p, n, host) == -1) {
             return -1;
         }
         p += n;
@@ -349,15 +321,13 @@ vhd_finish (struct image *img)
 
     put_footer (img, footer, s->w_dynamic);
     if (!s->w_dynamic) {
-        if (zero_gap (img, img->size) == -1 ||
-            bdev_pwrite (img->file, footer, sizeof footer, img->size) == -1) {
+        if (bdev_pwrite (img->file, footer, sizeof footer, img->size) == -1) {
             return -1;
         }
         end = img->size + VHD_FOOTER_SIZE;
     }
     else {
-        if (zero_gap (img, s->file_end) == -1 ||
-            bdev_pwrite (img->file, footer, sizeof footer,
+        if (bdev_pwrite (img->file, footer, sizeof footer,
                          s->file_end) == -1) {
             return -1;
         }
@@ -376,8 +346,5 @@ vhd_finish (struct image *img)
             return -1;
         }
     }
-    if (!img->file->is_block) {
-        return bdev_truncate (img->file, end);
-    }
-    return 0;
+    return bdev_truncate (img->file, end);
 }

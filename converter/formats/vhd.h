@@ -171,7 +171,6 @@ struct vhd {
     bool w_dynamic;
     uint64_t next_free;         /* where the next block's bitmap goes */
     uint64_t file_end;          /* end of the last block written */
-    uint64_t zeroed_to;         /* block device target: zeros/data to here */
 };
 
 /* One's complement of the byte sum of BUF, the 4-byte checksum field at

@@ -652,12 +652,8 @@ create_sparse (struct image *img, struct vmdk_writer *w, const char *desc,
         vmc_perror ("vmdk");
         return -1;
     }
-    /* Grain tables never written must read as zeros: a hole in a file,
-     * explicit zeros on a block device. */
-    if (img->file->is_block &&
-        bdev_zero (img->file, 0, h.overhead * VMDK_SECTOR) == -1) {
-        return -1;
-    }
+    /* Grain tables never written must read as zeros: a hole in a file;
+     * on a block device, bdev_pwrite zeroes what the first grain skips. */
     vmdk_header_encode (hb, &h);
     if (bdev_pwrite (img->file, hb, sizeof hb, 0) == -1 ||
         bdev_pwrite (img->file, desc, desc_len, VMDK_SECTOR) == -1 ||
@@ -865,9 +861,12 @@ vmdk_finish (struct image *img)
         return -1;
     }
     if (!w->stream) {
-        /* The file ends after the last grain (or the tables). */
-        return bdev_truncate (img->file, MAX (w->next_sector * VMDK_SECTOR,
-                                              img->file->size));
+        /* The data ends after the last grain (or the tables).  On a
+         * device, everything up to there that was skipped is zeroed. */
+        uint64_t end = w->next_sector * VMDK_SECTOR;
+
+        return bdev_truncate (img->file, img->file->is_block
+                                         ? end : MAX (end, img->file->size));
     }
     gd_sectors = DIV_ROUND_UP (w->n_gt * 4, (uint64_t) VMDK_SECTOR);
     if (emit_marker (img, gd_sectors, VMDK_MARKER_GD) == -1) {

@@ -208,6 +208,10 @@ bdev_pwrite (struct blockdev *bd, const void *buf, size_t count,
         vmc_error ("%s: write offset out of range", bd->name);
         return -1;
     }
+    if (bd->is_block && offset > bd->zeroed_to &&
+        bdev_zero (bd, bd->zeroed_to, offset - bd->zeroed_to) == -1) {
+        return -1;
+    }
     while (count > 0) {
         ssize_t r = pwrite (bd->fd, p, count, (off_t) offset);
 
@@ -226,18 +230,33 @@ bdev_pwrite (struct blockdev *bd, const void *buf, size_t count,
     if (end > bd->size) {
         bd->size = end;
     }
+    if (end > bd->zeroed_to) {
+        bd->zeroed_to = end;
+    }
     return 0;
 }
 
 int
 bdev_truncate (struct blockdev *bd, uint64_t size)
 {
-    if (!bd->writable || bd->is_block) {
-        if (bd->is_block && size <= bd->size) {
-            return 0;
-        }
-        vmc_error ("%s: cannot resize to %" PRIu64 " bytes", bd->name, size);
+    if (!bd->writable) {
+        vmc_error ("%s: internal error: truncate of a read-only source",
+                   bd->name);
         return -1;
+    }
+    if (bd->is_block) {
+        if (size > bd->size) {
+            vmc_error ("%s: the device holds %" PRIu64 " bytes, %" PRIu64
+                       " are needed", bd->name, bd->size, size);
+            return -1;
+        }
+        if (size > bd->zeroed_to) {
+            if (bdev_zero (bd, bd->zeroed_to, size - bd->zeroed_to) == -1) {
+                return -1;
+            }
+            bd->zeroed_to = size;
+        }
+        return 0;
     }
     if (size > (uint64_t) INT64_MAX || ftruncate (bd->fd, (off_t) size) == -1) {
         vmc_perror ("%s: truncate to %" PRIu64 " bytes", bd->name, size);
@@ -257,6 +276,29 @@ bdev_flush (struct blockdev *bd)
     return 0;
 }
 
+/* Write COUNT (< 512) zero bytes at OFFSET of a device. */
+static int
+zero_bytes (struct blockdev *bd, uint64_t offset, uint64_t count)
+{
+    static const char zeros[512];
+    ssize_t r;
+
+    while (count > 0) {
+        r = pwrite (bd->fd, zeros, (size_t) count, (off_t) offset);
+        if (r == -1 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            vmc_perror ("%s: write error at offset %" PRIu64, bd->name,
+                        offset);
+            return -1;
+        }
+        offset += (uint64_t) r;
+        count -= (uint64_t) r;
+    }
+    return 0;
+}
+
 int
 bdev_zero (struct blockdev *bd, uint64_t offset, uint64_t count)
 {
@@ -268,10 +310,22 @@ bdev_zero (struct blockdev *bd, uint64_t offset, uint64_t count)
         return 0;
     }
     if (bd->is_block) {
-        uint64_t range[2] = { offset, count };
+        /* BLKZEROOUT takes whole sectors; the ends are written. */
+        uint64_t end = offset + count;
+        uint64_t a = (offset + 511) & ~(uint64_t) 511, b = end & ~(uint64_t) 511;
+        uint64_t range[2];
 
+        if (a >= b) {
+            return zero_bytes (bd, offset, count);
+        }
+        range[0] = a;
+        range[1] = b - a;
+        if (zero_bytes (bd, offset, a - offset) == -1 ||
+            zero_bytes (bd, b, end - b) == -1) {
+            return -1;
+        }
         if (ioctl (bd->fd, BLKZEROOUT, range) == -1) {
-            vmc_perror ("%s: BLKZEROOUT at offset %" PRIu64, bd->name, offset);
+            vmc_perror ("%s: BLKZEROOUT at offset %" PRIu64, bd->name, a);
             return -1;
         }
         return 0;

@@ -28,6 +28,8 @@ struct blockdev {
     uint64_t size;      /* current size in bytes */
     bool writable;
     bool is_block;      /* a block device: size fixed, no holes */
+    uint64_t zeroed_to; /* written device: everything below is written
+                         * or zeroed (see bdev_pwrite) */
     dev_t dev;          /* identity, for loop and self-overwrite checks */
     ino_t ino;
 };
@@ -51,11 +53,16 @@ struct blockdev *bdev_open_memory (const void *buf, size_t len,
 /* Read exactly COUNT bytes at OFFSET; -1 with a message on error or EOF. */
 int bdev_pread (struct blockdev *bd, void *buf, size_t count, uint64_t offset);
 
-/* Write exactly COUNT bytes at OFFSET, extending the size if needed. */
+/* Write exactly COUNT bytes at OFFSET, extending the size if needed.
+ * A block device has no holes, so a write past everything written so far
+ * first zeroes the gap: a device target reads like a sparse file, zeros
+ * wherever nothing was written. */
 int bdev_pwrite (struct blockdev *bd, const void *buf, size_t count,
                  uint64_t offset);
 
-/* Set the size of a writable regular file (holes when growing). */
+/* End the written data at SIZE: a regular file gets that size (holes when
+ * growing); on a block device, the range from the last write up to SIZE
+ * is zeroed, and SIZE must fit in the device. */
 int bdev_truncate (struct blockdev *bd, uint64_t size);
 
 /* Make written data durable. */

@@ -180,9 +180,13 @@ bad "parentFileNameHint" "$T/d.vmdk"
 qemu-img create -q -f vmdk -b good.vmdk -F vmdk "$T/delta.vmdk"
 "$VMCONVERT" convert -O raw "$T/delta.vmdk" "$T/ok2.raw" || fail "delta"
 at=$(grep -boa '^CID=' "$T/good.vmdk" | head -n 1 | cut -d: -f1)
-printf '0badc1d0' | dd of="$T/good.vmdk" bs=1 seek=$((at + 4)) conv=notrunc \
-    2>/dev/null
-bad "parentCID [0-9a-f]* does not match the CID 0badc1d0" "$T/delta.vmdk"
+# qemu writes the CID without leading zeros: replace it by another hex
+# number of the same length, so the descriptor keeps its layout.
+cid=$(grep -ao '^CID=[0-9a-f]*' "$T/good.vmdk" | head -n 1 | cut -d= -f2)
+newcid=$(printf '%s' "$cid" | tr '0-9a-f' '123456789abcdef1')
+printf '%s' "$newcid" | dd of="$T/good.vmdk" bs=1 seek=$((at + 4)) \
+    conv=notrunc 2>/dev/null
+bad "parentCID [0-9a-f]* does not match the CID $newcid" "$T/delta.vmdk"
 # ESX sparse (COWD): damaged version, granularity, root offset; a delta
 # extent opened without its descriptor.
 "$TOOLS/mk-vmdk-tiny" "$T"
