@@ -83,6 +83,32 @@ raw_finish (struct image *img)
     return bdev_truncate (img->file, img->size);
 }
 
+/* Everything raw writes is data at its own offset: nothing to record. */
+static int
+raw_checkpoint (struct image *img, void *state, size_t *len)
+{
+    (void) img;
+    (void) state;
+    *len = 0;
+    return 0;
+}
+
+/* Whatever was written past the checkpoint is cut off, so that ranges the
+ * resumed writer skips read as zeros again. */
+static int
+raw_resume (struct image *img, const struct create_params *p,
+            const void *state, size_t len)
+{
+    (void) state;
+    if (len != 0) {
+        vmc_error ("raw: unexpected checkpoint state");
+        return -1;
+    }
+    img->size = p->size;
+    img->write_align = 512;
+    return bdev_truncate (img->file, img->write_pos);
+}
+
 static const struct create_option raw_create_opts[] = {
     { NULL, NULL },
 };
@@ -98,4 +124,6 @@ const struct image_format format_raw = {
     .create = raw_create,
     .pwrite = raw_pwrite,
     .finish = raw_finish,
+    .checkpoint = raw_checkpoint,
+    .resume = raw_resume,
 };

@@ -139,6 +139,25 @@ bdev_create (const char *path)
 }
 
 struct blockdev *
+bdev_reopen_output (const char *path)
+{
+    struct blockdev *bd;
+    int fd;
+
+    fd = open (path, O_RDWR | O_CLOEXEC);
+    if (fd == -1) {
+        vmc_perror ("%s", path);
+        return NULL;
+    }
+    bd = bdev_from_fd (fd, path, true);
+    if (bd == NULL) {
+        close (fd);
+        return NULL;
+    }
+    return bd;
+}
+
+struct blockdev *
 bdev_open_memory (const void *buf, size_t len, const char *name)
 {
     struct blockdev *bd;

@@ -46,6 +46,11 @@ struct blockdev *bdev_open_relative (const struct blockdev *base,
  * writing without truncation. */
 struct blockdev *bdev_create (const char *path);
 
+/* Reopen an output this program created earlier, for writing, without
+ * truncating it: only for resuming an interrupted image_create().  Never
+ * used on a source. */
+struct blockdev *bdev_reopen_output (const char *path);
+
 /* Wrap a caller-owned buffer as a read-only blockdev. */
 struct blockdev *bdev_open_memory (const void *buf, size_t len,
                                    const char *name);

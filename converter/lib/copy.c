@@ -2,12 +2,12 @@
 /*
  * The copy engine and image comparison; see copy.h.
  *
- * Threads: the reader thread walks the source by block status, reads data
- * windows of up to CHUNK bytes into a free ring slot, and records which
- * granules hold non-zero bytes.  The calling thread takes filled slots in
- * order and writes those runs to the destination.  Windows are aligned to
- * the granule, so every write satisfies the sequential write contract of
- * image.h.  An error on either side stops both; the first message wins.
+ * Threads: the reader thread walks the source by block status and reads
+ * data windows of up to CHUNK bytes into a free ring slot (zero extents
+ * take a slot without data).  The calling thread takes filled slots in
+ * order and hands them to a sink (sink.h), which skips zero granules and
+ * keeps the writes within the sequential write contract.  An error on
+ * either side stops both; the first message wins.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,29 +19,20 @@
 #include "error.h"
 #include "iszero.h"
 #include "rounding.h"
+#include "sink.h"
 
 #define CHUNK (2u << 20)
 #define NSLOTS 4
-#define MAX_RUNS 64
-
-struct run {
-    uint32_t start;             /* offset in the window */
-    uint32_t len;
-};
-
 struct slot {
     uint64_t offset;            /* window start in the guest */
     uint64_t len;               /* window length (zero windows may be long) */
-    unsigned nruns;             /* non-zero runs to write */
-    struct run runs[MAX_RUNS];
+    bool zero;                  /* a zero extent: no data in buf */
     unsigned char *buf;
 };
 
 struct copy {
     struct image *src, *dst;
     uint64_t size;              /* bytes to copy */
-    uint64_t gran;              /* zero-detection granule */
-    size_t chunk;
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -96,64 +87,6 @@ read_window (struct image *src, unsigned char *buf, uint64_t offset,
     return 0;
 }
 
-/* A run that ends at the source's end, when the destination is larger
- * (formats that round the size up) and that end is not aligned for the
- * destination, is padded with zeros up to the alignment (or the
- * destination's end), so the write keeps the sequential write contract. */
-static void
-pad_tail (struct copy *c, struct slot *s)
-{
-    struct run *last;
-    uint64_t end, padded;
-
-    if (s->nruns == 0) {
-        return;
-    }
-    last = &s->runs[s->nruns - 1];
-    end = s->offset + last->start + last->len;
-    if (end != c->size || c->dst->size == c->size ||
-        IS_ALIGNED (end, c->dst->write_align)) {
-        return;
-    }
-    padded = MIN (ROUND_UP (end, (uint64_t) c->dst->write_align),
-                  c->dst->size);
-    memset (s->buf + (end - s->offset), 0, padded - end);
-    last->len += (uint32_t) (padded - end);
-}
-
-/* Record the runs of non-zero granules of S.  When there are more runs than
- * fit, the rest of the window becomes one run: correct, only less sparse. */
-static void
-scan_window (struct copy *c, struct slot *s)
-{
-    uint64_t g, glen;
-    bool in_run = false;
-
-    s->nruns = 0;
-    for (g = 0; g < s->len; g += c->gran) {
-        glen = MIN (c->gran, s->len - g);
-        if (is_zero (s->buf + g, glen)) {
-            in_run = false;
-        }
-        else if (in_run) {
-            s->runs[s->nruns - 1].len += (uint32_t) glen;
-        }
-        else if (s->nruns == MAX_RUNS) {
-            /* Out of run slots: the last run takes the rest. */
-            s->runs[MAX_RUNS - 1].len =
-                (uint32_t) (s->len - s->runs[MAX_RUNS - 1].start);
-            return;
-        }
-        else {
-            s->runs[s->nruns].start = (uint32_t) g;
-            s->runs[s->nruns].len = (uint32_t) glen;
-            s->nruns++;
-            in_run = true;
-        }
-    }
-    pad_tail (c, s);
-}
-
 /* Wait for a free slot; NULL when the copy failed meanwhile. */
 static struct slot *
 get_free_slot (struct copy *c)
@@ -186,11 +119,10 @@ reader_thread (void *arg)
 {
     struct copy *c = arg;
     struct extent cur = { 0, 0, EXTENT_DATA };
-    uint64_t off = 0, skip_end;
+    uint64_t off = 0;
     struct slot *s;
 
     while (off < c->size) {
-        /* Skip whole granules inside a zero extent without a buffer. */
         if (!(cur.offset <= off && off < cur.offset + cur.length)) {
             if (image_block_status (c->src, off, c->src->size - off,
                                     &cur) == -1) {
@@ -203,26 +135,20 @@ reader_thread (void *arg)
         }
         s->offset = off;
         if (cur.type != EXTENT_DATA) {
-            skip_end = MIN (cur.offset + cur.length, c->size);
-            if (skip_end != c->size) {
-                skip_end = ROUND_DOWN (skip_end, c->gran);
-            }
-            if (skip_end > off) {
-                s->len = skip_end - off;
-                s->nruns = 0;
-                put_filled_slot (c);
-                off = skip_end;
-                continue;
+            /* A zero extent, however long, takes one slot and no data. */
+            s->zero = true;
+            s->len = MIN (cur.offset + cur.length, c->size) - off;
+        }
+        else {
+            /* A data window: up to CHUNK bytes, ending on a chunk
+             * boundary so that reads stay aligned after a zero extent. */
+            s->zero = false;
+            s->len = MIN (c->size, ROUND_DOWN (off, CHUNK) + CHUNK) - off;
+            if (read_window (c->src, s->buf, off, s->len, &cur,
+                             &c->data_read) == -1) {
+                goto fail;
             }
         }
-        /* A data window: up to CHUNK bytes, ending on a chunk boundary so
-         * that windows stay aligned after a skip. */
-        s->len = MIN (c->size, ROUND_DOWN (off, c->chunk) + c->chunk) - off;
-        if (read_window (c->src, s->buf, off, s->len, &cur,
-                         &c->data_read) == -1) {
-            goto fail;
-        }
-        scan_window (c, s);
         put_filled_slot (c);
         off += s->len;
     }
@@ -241,9 +167,10 @@ int
 vmc_copy (struct image *src, struct image *dst, const struct copy_params *p,
           struct copy_stats *stats)
 {
+    struct sink *sink = NULL;
     struct copy *c;
     pthread_t reader;
-    uint64_t written = 0, done_bytes;
+    uint64_t done_bytes;
     unsigned i;
     int r = -1, err;
     struct slot *s;
@@ -262,13 +189,14 @@ vmc_copy (struct image *src, struct image *dst, const struct copy_params *p,
     c->src = src;
     c->dst = dst;
     c->size = src->size;
-    c->gran = MAX ((uint64_t) dst->write_align, 4096);
-    c->chunk = (size_t) MAX ((uint64_t) CHUNK, c->gran);
     pthread_mutex_init (&c->lock, NULL);
     pthread_cond_init (&c->cond, NULL);
+    sink = sink_new (dst);
+    if (sink == NULL) {
+        goto out;
+    }
     for (i = 0; i < NSLOTS; i++) {
-        /* Room past the chunk for the tail padding of pad_tail(). */
-        c->slots[i].buf = aligned_alloc (4096, c->chunk + c->gran);
+        c->slots[i].buf = aligned_alloc (4096, CHUNK);
         if (c->slots[i].buf == NULL) {
             vmc_perror ("aligned_alloc");
             goto out;
@@ -293,13 +221,9 @@ vmc_copy (struct image *src, struct image *dst, const struct copy_params *p,
         s = &c->slots[c->tail];
         pthread_mutex_unlock (&c->lock);
 
-        for (i = 0; i < s->nruns; i++) {
-            if (image_pwrite (dst, s->buf + s->runs[i].start, s->runs[i].len,
-                              s->offset + s->runs[i].start) == -1) {
-                copy_fail (c);
-                break;
-            }
-            written += s->runs[i].len;
+        if ((s->zero ? sink_zero (sink, s->len)
+                     : sink_data (sink, s->buf, (size_t) s->len)) == -1) {
+            copy_fail (c);
         }
         done_bytes = s->offset + s->len;
 
@@ -318,15 +242,17 @@ vmc_copy (struct image *src, struct image *dst, const struct copy_params *p,
         vmc_set_error_string (c->error);
         goto out;
     }
-    if (image_finish (dst, p != NULL && p->sync) == -1) {
+    if (sink_flush_tail (sink) == -1 ||
+        image_finish (dst, p != NULL && p->sync) == -1) {
         goto out;
     }
     if (stats != NULL) {
         stats->data_read = c->data_read;
-        stats->data_written = written;
+        stats->data_written = sink_bytes_written (sink);
     }
     r = 0;
 out:
+    sink_free (sink);
     for (i = 0; i < NSLOTS; i++) {
         free (c->slots[i].buf);
     }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "checked-overflow.h"
 #include "error.h"
 #include "image.h"
@@ -542,6 +543,120 @@ image_finish (struct image *img, bool sync)
     }
     img->finished = true;
     return 0;
+}
+
+/* The core's part of a checkpoint state, in front of the format's. */
+#define STATE_MAGIC "VMCIMGS1"
+#define STATE_HEADER 64
+
+int
+image_checkpoint (struct image *img, uint64_t pos, void *state, size_t *len)
+{
+    unsigned char *p = state;
+    size_t flen = 0;
+
+    if (!img->writable || img->finished) {
+        vmc_error ("%s: internal error: checkpoint of an image not being "
+                   "written", img->filename);
+        return -1;
+    }
+    if (img->fmt->checkpoint == NULL) {
+        vmc_error ("%s: writing %s cannot be resumed", img->filename,
+                   img->fmt->name);
+        return -1;
+    }
+    if (pos < img->write_pos || pos > img->size ||
+        (!IS_ALIGNED (pos, img->write_align) && pos != img->size)) {
+        vmc_error ("%s: internal error: checkpoint at %" PRIu64 " (last "
+                   "write ended at %" PRIu64 ")", img->filename, pos,
+                   img->write_pos);
+        return -1;
+    }
+    /* Nothing will be written below POS any more: the skipped range up
+     * to it is part of what the checkpoint covers. */
+    img->write_pos = pos;
+    memset (p, 0, STATE_HEADER);
+    if (img->fmt->checkpoint (img, p + STATE_HEADER, &flen) == -1) {
+        return -1;
+    }
+    if (flen > IMAGE_STATE_MAX - STATE_HEADER) {
+        vmc_error ("%s: internal error: %s checkpoint state of %zu bytes",
+                   img->filename, img->fmt->name, flen);
+        return -1;
+    }
+    if (bdev_flush (img->file) == -1) {
+        return -1;
+    }
+    memcpy (p, STATE_MAGIC, 8);
+    snprintf ((char *) p + 8, 16, "%s", img->fmt->name);
+    put_le64 (p + 24, img->write_pos);
+    put_le64 (p + 32, img->size);
+    put_le32 (p + 40, img->write_align);
+    put_le32 (p + 44, (uint32_t) flen);
+    *len = STATE_HEADER + flen;
+    return 0;
+}
+
+struct image *
+image_resume (const char *filename, const char *format,
+              const struct create_params *p, const void *state, size_t len)
+{
+    const unsigned char *s = state;
+    const struct image_format *fmt;
+    struct blockdev *bd;
+    struct image *img;
+    uint64_t pos, size;
+    uint32_t align, flen;
+
+    fmt = image_format_by_name (format);
+    if (fmt == NULL) {
+        return NULL;
+    }
+    if (len < STATE_HEADER || memcmp (s, STATE_MAGIC, 8) != 0 ||
+        strncmp ((const char *) s + 8, fmt->name, 16) != 0) {
+        vmc_error ("%s: the checkpoint state is not for a %s image",
+                   filename, fmt->name);
+        return NULL;
+    }
+    pos = get_le64 (s + 24);
+    size = get_le64 (s + 32);
+    align = get_le32 (s + 40);
+    flen = get_le32 (s + 44);
+    if (flen != len - STATE_HEADER || pos > size || fmt->resume == NULL) {
+        vmc_error ("%s: the checkpoint state is damaged", filename);
+        return NULL;
+    }
+    bd = bdev_reopen_output (filename);
+    if (bd == NULL) {
+        return NULL;
+    }
+    if (bd->is_block) {
+        /* A device has no end to truncate to, so what was written after
+         * the checkpoint could not be told from data. */
+        vmc_error ("%s: resuming onto a block device is not supported",
+                   filename);
+        bdev_close (bd);
+        return NULL;
+    }
+    img = image_new (fmt, bd, filename);
+    if (img == NULL) {
+        bdev_close (bd);
+        return NULL;
+    }
+    img->writable = true;
+    img->write_pos = pos;
+    if (fmt->resume (img, p, s + STATE_HEADER, flen) == -1) {
+        vmc_error_prefix ("%s: cannot resume", filename);
+        image_free_layer (img);
+        return NULL;
+    }
+    if (img->size != size || img->write_align != align) {
+        vmc_error ("%s: cannot resume: the image parameters changed",
+                   filename);
+        image_free_layer (img);
+        return NULL;
+    }
+    return img;
 }
 
 void

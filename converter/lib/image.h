@@ -117,7 +117,34 @@ struct image_format {
 
     /* Write the final metadata after the last pwrite.  May be NULL. */
     int (*finish) (struct image *img);
+
+    /* Resumable writing (the network receiver: a killed receiver resumes
+     * where its last checkpoint was).  Both NULL: not resumable.
+     *
+     * checkpoint: everything written so far must become recoverable from
+     * the file plus a small state: write the metadata that maps the data
+     * written so far to the file (in place, or anywhere resume() will find
+     * it), and put what resume() needs (at most IMAGE_STATE_MAX - 64
+     * bytes) into STATE, setting *LEN.  The core then flushes the file;
+     * only after that is the state saved by the caller.  Writing goes on
+     * after a checkpoint as if there had been none.
+     *
+     * resume: IMG is open on the partial file (writable, not truncated),
+     * img->write_pos is the checkpoint's position, and P are the create
+     * parameters of the first start.  Rebuild the writer's state from
+     * STATE and the file, so that writing continues at write_pos.  The
+     * file may hold anything written after the checkpoint (the receiver
+     * died later): data and metadata beyond the checkpoint must be ignored
+     * or truncated, and metadata rewritten in place after the checkpoint
+     * must not be trusted beyond what STATE says.  Must set img->size,
+     * img->write_align (as create did). */
+    int (*checkpoint) (struct image *img, void *state, size_t *len);
+    int (*resume) (struct image *img, const struct create_params *p,
+                   const void *state, size_t len);
 };
+
+/* Room for a checkpoint's state, core header included. */
+#define IMAGE_STATE_MAX 4096
 
 #define IMAGE_INFO_MAX 24
 
@@ -219,6 +246,22 @@ int image_pwrite (struct image *img, const void *buf, size_t count,
 
 /* Write the final metadata; optionally make it durable. */
 int image_finish (struct image *img, bool sync);
+
+/* Checkpoint a writable image at guest position POS (see the ops table):
+ * everything below POS has been written or is zeros, POS is aligned to
+ * write_align (or the end), and no later write will go below it.  On
+ * return, the data and the metadata mapping it are durable in the file, and
+ * STATE (IMAGE_STATE_MAX bytes) holds *LEN bytes from which
+ * image_resume() continues at POS.  -1 if the format cannot resume. */
+int image_checkpoint (struct image *img, uint64_t pos, void *state,
+                      size_t *len);
+
+/* Reopen FILENAME, a partial image of FORMAT made by image_create() with
+ * P and checkpointed into STATE, to continue writing where the checkpoint
+ * was.  The file is not truncated by the core. */
+struct image *image_resume (const char *filename, const char *format,
+                            const struct create_params *p, const void *state,
+                            size_t len);
 
 /* Consistency check.  Returns 0 when it ran (results in RES), -1 when it
  * could not. */

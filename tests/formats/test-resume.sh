@@ -1,0 +1,39 @@
+#!/bin/sh
+# Checkpoint and resume of every writer, as the network receiver uses them
+# after it was killed: tests/tools/resume-test crashes the writer at
+# several points, each time after writing garbage past its checkpoint, then
+# resumes it; qemu-img must find the result consistent (check) and
+# identical to the source (compare).
+. "$(dirname "$0")/../functions.sh"
+requires qemu-img --version
+
+# Not a multiple of any cluster/grain/block size; sparse and dense parts.
+"$TOOLS/mkdisk" -s 31 -d 55 $((40 * 1048576 + 3584)) "$T/ref.raw"
+before=$(hash_of "$T/ref.raw")
+cuts="1M 5000000 9M 9M 17M 33M"
+
+while read -r name fmt opts check; do
+    [ -n "$name" ] || continue
+    set -- -O "$fmt"
+    case $opts in
+    -) ;;
+    -c) set -- "$@" -c ;;
+    *) set -- "$@" -o "$opts" ;;
+    esac
+    # shellcheck disable=SC2086 # the cut list is several arguments
+    "$TOOLS/resume-test" "$@" "$T/ref.raw" "$T/out.$name" $cuts \
+        2>"$T/err" || { cat "$T/err" >&2; fail "$name: resume-test failed"; }
+    [ "$(grep -c 'crashed and resumed' "$T/err")" -ge 5 ] ||
+        fail "$name: fewer resumes than cuts"
+    if [ "$check" = yes ]; then
+        qemu-img check -q -f "$fmt" "$T/out.$name" ||
+            fail "$name: qemu-img check after resumes"
+    fi
+    qemu-img compare -q -f raw -F "$fmt" "$T/ref.raw" "$T/out.$name" ||
+        fail "$name: resumed image differs from the source"
+    rm -f "$T/out.$name"
+    echo "ok: $name"
+done <<EOT
+raw raw - no
+EOT
+[ "$(hash_of "$T/ref.raw")" = "$before" ] || fail "source modified"
