@@ -507,6 +507,26 @@ dec_error (const unsigned char *p, size_t len, struct msg_error *m)
     return finish (&r, "ERROR", "fields");
 }
 
+void
+enc_abort (struct wbuf *w, const char *message)
+{
+    char m[512];
+
+    snprintf (m, sizeof m, "%s", message);
+    put_string (w, m);
+}
+
+int
+dec_abort (const unsigned char *p, size_t len, char *message, size_t cap)
+{
+    struct rbuf r = RBUF (p, len);
+
+    if (get_string (&r, message, cap) == -1) {
+        return finish (&r, "ABORT", "message");
+    }
+    return finish (&r, "ABORT", "fields");
+}
+
 bool
 proto_job_name_valid (const char *s)
 {
@@ -757,9 +777,16 @@ proto_recv (struct tls *t, uint32_t *type, unsigned char *buf, size_t cap,
             size_t *len)
 {
     unsigned char hdr[8];
+    ssize_t got;
     uint32_t n;
 
-    if (tls_read_full (t, hdr, sizeof hdr) == -1) {
+    /* The end of the stream between frames is a clean close. */
+    got = tls_read (t, hdr, sizeof hdr);
+    if (got == 0) {
+        return 1;
+    }
+    if (got == -1 ||
+        tls_read_full (t, hdr + got, sizeof hdr - (size_t) got) == -1) {
         return -1;
     }
     *type = get_be32 (hdr);

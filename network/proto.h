@@ -155,6 +155,7 @@ void enc_disk_end (struct wbuf *w, uint32_t disk,
 void enc_disk_done (struct wbuf *w, uint32_t disk, uint32_t status,
                     const unsigned char digest[DIGEST_LEN]);
 void enc_error (struct wbuf *w, uint32_t code, const char *message);
+void enc_abort (struct wbuf *w, const char *message);
 
 /* Decoders: 0, or -1 with a message naming the message and field. */
 int dec_hello (const unsigned char *p, size_t len, struct msg_hello *m);
@@ -168,6 +169,8 @@ int dec_disk_end (const unsigned char *p, size_t len, uint32_t *disk,
 int dec_disk_done (const unsigned char *p, size_t len, uint32_t *disk,
                    uint32_t *status, unsigned char digest[DIGEST_LEN]);
 int dec_error (const unsigned char *p, size_t len, struct msg_error *m);
+int dec_abort (const unsigned char *p, size_t len, char *message,
+               size_t cap);
 
 /* True when S is a valid job name ([A-Za-z0-9][A-Za-z0-9._-]{0,63}). */
 bool proto_job_name_valid (const char *s);
@@ -181,7 +184,9 @@ bool json_valid (const unsigned char *p, size_t len);
 struct tls;
 int proto_send (struct tls *t, uint32_t type, const struct wbuf *payload);
 /* Receive one frame: *type, payload into BUF (capacity CAP), *len.
- * A frame longer than CAP is refused before its payload is read. */
+ * A frame longer than CAP is refused before its payload is read (errno
+ * EPROTO).  Returns 0, 1 when the peer closed the stream cleanly between
+ * frames, -1 on error. */
 int proto_recv (struct tls *t, uint32_t *type, unsigned char *buf, size_t cap,
                 size_t *len);
 

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,10 +398,14 @@ tls_accept_fd (struct tls_conf *conf, int fd, int timeout_ms)
     errno = 0;
     r = SSL_accept (t->ssl);
     if (r != 1) {
+        int e;
+
         io_error (t, r, "TLS handshake");
+        e = errno;
         SSL_free (t->ssl);
         t->ssl = NULL;
         tls_close (t);
+        errno = e;
         return NULL;
     }
     return t;
@@ -439,10 +444,14 @@ tls_connect_fd (struct tls_conf *conf, int fd, const char *server_name,
     errno = 0;
     r = SSL_connect (t->ssl);
     if (r != 1) {
+        int e;
+
         io_error (t, r, "TLS handshake");
+        e = errno;
         SSL_free (t->ssl);
         t->ssl = NULL;
         tls_close (t);
+        errno = e;
         return NULL;
     }
     return t;
@@ -487,6 +496,17 @@ tls_read_full (struct tls *t, void *buf, size_t len)
         len -= (size_t) r;
     }
     return 0;
+}
+
+bool
+tls_readable (struct tls *t, int timeout_ms)
+{
+    struct pollfd pfd = { t->fd, POLLIN, 0 };
+
+    if (SSL_pending (t->ssl) > 0) {
+        return true;
+    }
+    return poll (&pfd, 1, timeout_ms) == 1;
 }
 
 int
@@ -552,6 +572,42 @@ tls_close (struct tls *t)
         close (t->fd);
     }
     free (t);
+}
+
+void
+tls_close_linger (struct tls *t, int linger_ms)
+{
+    char buf[65536];
+    struct timespec ts;
+    double end, left;
+    struct pollfd pfd;
+
+    if (t == NULL) {
+        return;
+    }
+    if (t->ssl != NULL) {
+        ERR_clear_error ();
+        SSL_shutdown (t->ssl);
+    }
+    if (t->fd != -1 && shutdown (t->fd, SHUT_WR) == 0) {
+        clock_gettime (CLOCK_MONOTONIC, &ts);
+        end = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9 + linger_ms / 1e3;
+        for (;;) {
+            clock_gettime (CLOCK_MONOTONIC, &ts);
+            left = end - ((double) ts.tv_sec + (double) ts.tv_nsec / 1e9);
+            pfd.fd = t->fd;
+            pfd.events = POLLIN;
+            if (left <= 0 || poll (&pfd, 1, (int) (left * 1000)) != 1 ||
+                read (t->fd, buf, sizeof buf) <= 0) {
+                break;
+            }
+        }
+    }
+    if (t->ssl != NULL) {
+        SSL_free (t->ssl);
+        t->ssl = NULL;
+    }
+    tls_close (t);
 }
 
 int

@@ -50,6 +50,10 @@ ssize_t tls_read (struct tls *t, void *buf, size_t len);
 /* Read exactly LEN bytes; -1 on error, timeout or early end of stream. */
 int tls_read_full (struct tls *t, void *buf, size_t len);
 
+/* True when a read would not block: decrypted data is buffered, or the
+ * socket becomes readable within TIMEOUT_MS (0: just look). */
+bool tls_readable (struct tls *t, int timeout_ms);
+
 /* Write all of BUF; -1 on error or timeout. */
 int tls_write_all (struct tls *t, const void *buf, size_t len);
 
@@ -65,6 +69,11 @@ const char *tls_cipher (struct tls *t);
 
 /* Send close_notify (best effort), close the socket, free.  NULL is fine. */
 void tls_close (struct tls *t);
+
+/* Like tls_close, but first stop sending and discard what the peer still
+ * sends, for up to LINGER_MS: a peer busy writing then reads our last
+ * message (an error) instead of losing it to a connection reset. */
+void tls_close_linger (struct tls *t, int linger_ms);
 
 /* Make a self-signed certificate (EC P-256, 10 years) for COMMON_NAME and
  * its key (mode 0600) in two new files. */

@@ -10,10 +10,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../lib/json.h"
+
 int cmd_info (int argc, char **argv);
 int cmd_convert (int argc, char **argv);
 int cmd_compare (int argc, char **argv);
 int cmd_check (int argc, char **argv);
+int cmd_digest (int argc, char **argv);
+int cmd_send (int argc, char **argv);
+int cmd_receive (int argc, char **argv);
 
 /* Print "vmconvert: <msg>" for the library's last error. */
 void cli_error (void);
@@ -23,9 +28,6 @@ void cli_errorf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
 /* "1.5 GiB" style; buf of at least 32 bytes. */
 const char *human_size (uint64_t bytes, char *buf, size_t len);
-
-/* Write S as a JSON string literal, quotes included. */
-void json_string (FILE *fp, const char *s);
 
 /* List the formats (for --help). */
 void print_formats (FILE *fp, bool writable_only);

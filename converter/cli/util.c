@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small output helpers shared by the subcommands: sizes for people, JSON
- * strings, and the progress meter.
+ * Small output helpers shared by the subcommands: sizes for people and the
+ * progress meter.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,31 +38,6 @@ human_size (uint64_t bytes, char *buf, size_t len)
         snprintf (buf, len, "%.3g %s", v, units[u]);
     }
     return buf;
-}
-
-void
-json_string (FILE *fp, const char *s)
-{
-    const unsigned char *p;
-
-    fputc ('"', fp);
-    for (p = (const unsigned char *) s; *p != '\0'; p++) {
-        switch (*p) {
-        case '"': fputs ("\\\"", fp); break;
-        case '\\': fputs ("\\\\", fp); break;
-        case '\n': fputs ("\\n", fp); break;
-        case '\r': fputs ("\\r", fp); break;
-        case '\t': fputs ("\\t", fp); break;
-        default:
-            if (*p < 0x20) {
-                fprintf (fp, "\\u%04x", *p);
-            }
-            else {
-                fputc (*p, fp);
-            }
-        }
-    }
-    fputc ('"', fp);
 }
 
 void

@@ -21,6 +21,7 @@ struct sink {
     uint64_t pos;               /* guest bytes accepted */
     unsigned char *pend;        /* the granule containing pos, when partial */
     uint64_t written;
+    bool flushed;               /* the tail is written: nothing more comes */
 };
 
 struct sink *
@@ -36,12 +37,9 @@ sink_new (struct image *dst)
     s->dst = dst;
     s->gran = MAX ((uint64_t) dst->write_align, 4096);
     s->pos = dst->write_pos;
-    if (!IS_ALIGNED (s->pos, s->gran) && s->pos != dst->size) {
-        vmc_error ("%s: internal error: sink starts inside a granule",
-                   dst->filename);
-        free (s);
-        return NULL;
-    }
+    /* Only a checkpoint after the tail was flushed ends inside a granule:
+     * resumed there, the source is complete and only finishing remains. */
+    s->flushed = !IS_ALIGNED (s->pos, s->gran);
     /* Room past the granule for the tail padding of sink_flush_tail. */
     s->pend = aligned_alloc (4096, ROUND_UP (2 * s->gran, 4096));
     if (s->pend == NULL) {
@@ -102,7 +100,7 @@ sink_data (struct sink *s, const void *buf, size_t len)
     const unsigned char *p = buf;
     uint64_t in_gran, n, whole;
 
-    if (len > s->dst->size - s->pos) {
+    if (len > s->dst->size - s->pos || (s->flushed && len > 0)) {
         vmc_error ("%s: internal error: data past the end of the disk",
                    s->dst->filename);
         return -1;
@@ -138,7 +136,7 @@ sink_zero (struct sink *s, uint64_t len)
 {
     uint64_t in_gran, n;
 
-    if (len > s->dst->size - s->pos) {
+    if (len > s->dst->size - s->pos || (s->flushed && len > 0)) {
         vmc_error ("%s: internal error: zeros past the end of the disk",
                    s->dst->filename);
         return -1;
@@ -174,7 +172,7 @@ sink_position (const struct sink *s)
 bool
 sink_settled (const struct sink *s)
 {
-    return s->pos % s->gran == 0 || s->pos == s->dst->size;
+    return s->pos % s->gran == 0 || s->flushed;
 }
 
 uint64_t
@@ -194,9 +192,10 @@ sink_flush_tail (struct sink *s)
 {
     uint64_t in_gran = s->pos % s->gran, start, end, padded;
 
-    if (in_gran == 0) {
+    if (in_gran == 0 || s->flushed) {
         return 0;
     }
+    s->flushed = true;
     start = s->pos - in_gran;
     end = s->pos;
     if (is_zero (s->pend, (size_t) in_gran)) {

@@ -20,7 +20,8 @@
 struct sink;
 
 /* A sink writing into DST (created or resumed), starting at
- * dst->write_pos, which must be a granule boundary. */
+ * dst->write_pos: a granule boundary, or the source's end after
+ * sink_flush_tail (then only finishing remains). */
 struct sink *sink_new (struct image *dst);
 
 /* The next LEN bytes of guest content. */
@@ -32,9 +33,9 @@ int sink_zero (struct sink *s, uint64_t len);
 /* Bytes of guest content accepted so far, from the start of the disk. */
 uint64_t sink_position (const struct sink *s);
 
-/* True when nothing is held back (the position is a granule boundary or
- * the end), so that the image holds everything accepted: then the
- * position is a valid checkpoint for image_checkpoint(). */
+/* True when nothing is held back (the position is a granule boundary, or
+ * the tail was flushed), so that the image holds everything accepted:
+ * then the position is a valid checkpoint for image_checkpoint(). */
 bool sink_settled (const struct sink *s);
 
 /* The granule size. */
@@ -44,7 +45,8 @@ uint64_t sink_granule (const struct sink *s);
 uint64_t sink_bytes_written (const struct sink *s);
 
 /* Write what is held back (the source ended); the position must be the
- * source's size, which may be less than the image's. */
+ * source's size, which may be less than the image's.  Nothing may be added
+ * after it. */
 int sink_flush_tail (struct sink *s);
 
 void sink_free (struct sink *s);

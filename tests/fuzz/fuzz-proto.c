@@ -20,6 +20,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     struct msg_hello hello;
     struct msg_extent ext;
     struct msg_error err;
+    char msg[512];
     uint32_t disk, status;
     uint64_t durable;
     const uint8_t *p = data + 1;
@@ -36,6 +37,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     case MSG_EXTENT: (void) dec_extent (p, len, &ext); break;
     case MSG_ACK: (void) dec_ack (p, len, &disk, &durable); break;
     case MSG_DISK_END: (void) dec_disk_end (p, len, &disk, digest); break;
+    case MSG_ABORT: (void) dec_abort (p, len, msg, sizeof msg); break;
     case MSG_DISK_DONE:
         (void) dec_disk_done (p, len, &disk, &status, digest);
         break;

@@ -128,6 +128,7 @@ main (int argc, char **argv)
             continue;
         }
         if (feed (src, s, pos, at, buf) == -1 ||
+            (at == src->size && sink_flush_tail (s) == -1) ||
             image_checkpoint (dst, at, state, &slen) == -1) {
             goto err;
         }
