@@ -35,5 +35,8 @@ while read -r name fmt opts check; do
     echo "ok: $name"
 done <<EOT
 raw raw - no
+vhd-dynamic vpc - no
+vhd-fixed vpc subformat=fixed no
+vhd-azure vpc azure=on no
 EOT
 [ "$(hash_of "$T/ref.raw")" = "$before" ] || fail "source modified"
