@@ -38,5 +38,7 @@ raw raw - no
 vhd-dynamic vpc - no
 vhd-fixed vpc subformat=fixed no
 vhd-azure vpc azure=on no
+vdi vdi - yes
+vdi-static vdi static=on yes
 EOT
 [ "$(hash_of "$T/ref.raw")" = "$before" ] || fail "source modified"
