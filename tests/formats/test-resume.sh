@@ -40,5 +40,8 @@ vhd-fixed vpc subformat=fixed no
 vhd-azure vpc azure=on no
 vdi vdi - yes
 vdi-static vdi static=on yes
+vhdx vhdx - yes
+vhdx-1m vhdx block_size=1M yes
+vhdx-fixed vhdx subformat=fixed yes
 EOT
 [ "$(hash_of "$T/ref.raw")" = "$before" ] || fail "source modified"
