@@ -696,43 +696,13 @@ resume_window (struct image *img, uint64_t end, uint64_t limit)
     return 0;
 }
 
-int
-vhdx_resume (struct image *img, const struct create_params *p,
-             const void *state, size_t len)
+/* Resume a dynamic image at POS from the state ST: reload the BAT window
+ * holding pos's entry, cut the file, and zero the BAT from pos's entry. */
+static int
+resume_dynamic (struct image *img, const unsigned char *st, uint64_t pos)
 {
-    struct vhdx_writer *w;
-    const unsigned char *st = state;
-    uint64_t pos = img->write_pos, full, used, jfull, end, part, cut;
-
-    if (len != VHDX_STATE_SIZE || memcmp (st, "vhx1", 4) != 0) {
-        vmc_error ("vhdx: the checkpoint state is not a VHDX writer's");
-        return -1;
-    }
-    if (writer_init (img, p, false) == -1) {
-        return -1;
-    }
-    w = ((struct vhdx *) img->priv)->w;
-    if (get_le32 (st + 4) != (w->fixed ? 1u : 0u) ||
-        get_le32 (st + 8) != w->block_size) {
-        vmc_error ("vhdx: the checkpoint was taken with other options");
-        return -1;
-    }
-    memcpy (w->file_write_guid, st + 32, 16);
-    memcpy (w->data_write_guid, st + 48, 16);
-    memcpy (w->disk_id, st + 64, 16);
-    if (pos > img->size) {
-        vmc_error ("vhdx: checkpoint position %" PRIu64 " is past the end",
-                   pos);
-        return -1;
-    }
-    /* Rewritten as create wrote them, in case they did not all reach the
-     * file before the first checkpoint. */
-    if (write_region_tables (img) == -1 || write_metadata (img) == -1) {
-        return -1;
-    }
-    if (w->fixed) {
-        return bdev_truncate (img->file, w->data_off + pos);
-    }
+    struct vhdx_writer *w = ((struct vhdx *) img->priv)->w;
+    uint64_t full, used, jfull, end, part, cut;
 
     end = get_le64 (st + 16);
     part = get_le64 (st + 24);
@@ -775,6 +745,53 @@ vhdx_resume (struct image *img, const struct create_params *p,
     if (jfull < w->bat_entries) {
         return zero_range (img, w->bat_off + jfull * 8,
                            (w->bat_entries - jfull) * 8);
+    }
+    return 0;
+}
+
+int
+vhdx_resume (struct image *img, const struct create_params *p,
+             const void *state, size_t len)
+{
+    struct vhdx_writer *w;
+    const unsigned char *st = state;
+    uint64_t pos = img->write_pos;
+
+    if (len != VHDX_STATE_SIZE || memcmp (st, "vhx1", 4) != 0) {
+        vmc_error ("vhdx: the checkpoint state is not a VHDX writer's");
+        return -1;
+    }
+    if (writer_init (img, p, false) == -1) {
+        return -1;
+    }
+    w = ((struct vhdx *) img->priv)->w;
+    if (get_le32 (st + 4) != (w->fixed ? 1u : 0u) ||
+        get_le32 (st + 8) != w->block_size) {
+        vmc_error ("vhdx: the checkpoint was taken with other options");
+        return -1;
+    }
+    memcpy (w->file_write_guid, st + 32, 16);
+    memcpy (w->data_write_guid, st + 48, 16);
+    memcpy (w->disk_id, st + 64, 16);
+    if (pos > img->size) {
+        vmc_error ("vhdx: checkpoint position %" PRIu64 " is past the end",
+                   pos);
+        return -1;
+    }
+    if (w->fixed) {
+        /* The data is at its guest offset past data_off. */
+        if (bdev_truncate (img->file, w->data_off + pos) == -1) {
+            return -1;
+        }
+    }
+    else if (resume_dynamic (img, st, pos) == -1) {
+        return -1;
+    }
+    /* Create wrote these before the first checkpoint; writing them again
+     * makes resume rely on nothing in the file but the BAT entries it
+     * checks. */
+    if (write_region_tables (img) == -1 || write_metadata (img) == -1) {
+        return -1;
     }
     return 0;
 }
