@@ -25,7 +25,21 @@
  * in memory (4 bytes per MiB) and written with the header at finish.  The
  * data area starts on a 1 MiB boundary, as VirtualBox does.  A static image
  * maps every block to itself and is sparse where the guest has zeros, like
- * qemu's.
+ * qemu's.  The header is written only at finish, so an interrupted file
+ * does not look like a VDI.
+ *
+ * Checkpoint and resume (the network receiver).  Dynamic: a checkpoint at
+ * guest position pos writes, in place, the block map sectors whose
+ * entries changed since the previous checkpoint (the blocks below pos);
+ * the state keeps the next data block index, the entry of the block
+ * holding pos (it may still change) and the two uuids.  Since blocks get
+ * data indexes 0, 1, 2... in guest order, resume checks the entries it
+ * reads back exactly, and reads none from pos on (those reach the file
+ * only at a later checkpoint, which the crash interrupted).  What was
+ * written after the checkpoint lies in the block holding pos, past pos,
+ * or in later data blocks, so the file is cut at the first of these.
+ * Static: the data is at data offset + guest offset, so the file is cut
+ * at the position.
  *
  * Limits: block size a power of two from 512 B to 256 MiB; the block map at
  * most 32 MiB (8 Mi blocks, 8 TiB of 1 MiB blocks), in memory whole.
@@ -132,6 +146,7 @@ struct vdi {
     /* Writing. */
     bool w_static;
     uint32_t next_index;        /* next data block to hand out */
+    uint64_t ck_synced;         /* map entries below are in the file */
 };
 
 /* ---- decoding ----------------------------------------------------------- */
@@ -626,13 +641,38 @@ vdi_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
     return 0;
 }
 
+/* Block map entries in one sector. */
+#define MAP_PER_SECTOR (VDI_SECTOR / 4)
+
+/* Write block map entries [FROM, TO) to the file; both are multiples of a
+ * sector's worth of entries, or TO is the padded end of the map. */
+static int
+write_map_range (struct image *img, uint64_t from, uint64_t to)
+{
+    struct vdi *s = img->priv;
+    unsigned char buf[65536];
+    uint64_t i = from;
+    size_t n, k;
+
+    while (i < to) {
+        n = (size_t) MIN ((uint64_t) sizeof buf / 4, to - i) * 4;
+        for (k = 0; k < n; k += 4, i++) {
+            put_le32 (buf + k, i < s->h.blocks ? s->map[i] : VDI_UNALLOCATED);
+        }
+        if (bdev_pwrite (img->file, buf, n,
+                         s->h.map_offset + (i - n / 4) * 4) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int
 vdi_finish (struct image *img)
 {
     struct vdi *s = img->priv;
-    unsigned char buf[65536];
-    uint64_t end, done = 0, total, i = 0;
-    size_t n, k;
+    unsigned char buf[VDI_SECTOR];
+    uint64_t end;
 
     end = s->h.data_offset + ((uint64_t) s->next_index << s->block_shift);
     /* The end of the data: a file's size; on a device, the unwritten
@@ -645,18 +685,139 @@ vdi_finish (struct image *img)
         return -1;
     }
     /* The block map, padded with unallocated entries to a sector. */
-    total = ROUND_UP ((uint64_t) s->h.blocks * 4, (uint64_t) VDI_SECTOR);
-    while (done < total) {
-        n = (size_t) MIN ((uint64_t) sizeof buf, total - done);
-        for (k = 0; k < n; k += 4, i++) {
-            put_le32 (buf + k, i < s->h.blocks ? s->map[i] : VDI_UNALLOCATED);
+    return write_map_range (img, 0, ROUND_UP ((uint64_t) s->h.blocks,
+                                              (uint64_t) MAP_PER_SECTOR));
+}
+
+/* ---- checkpoint and resume ---------------------------------------------- */
+
+/*
+ * The state (little-endian):
+ *
+ *     0  tag[4]             "vdi1"
+ *     4  flags              bit 0: static
+ *     8  next index         dynamic: data blocks allocated
+ *    12  partial entry      dynamic: map entry of the block holding the
+ *                           checkpoint position, ~0 when none or unused
+ *    16  image uuid[16]
+ *    32  modification uuid[16]
+ */
+#define VDI_STATE_SIZE 48
+
+static int
+vdi_checkpoint (struct image *img, void *state, size_t *len)
+{
+    struct vdi *s = img->priv;
+    unsigned char *st = state;
+    uint64_t pos = img->write_pos, full, used, to;
+    uint32_t part = VDI_UNALLOCATED;
+
+    if (!s->w_static) {
+        full = pos >> s->block_shift;
+        used = DIV_ROUND_UP (pos, (uint64_t) s->h.block_size);
+        if (used > full) {
+            part = s->map[full];
         }
-        if (bdev_pwrite (img->file, buf, n, s->h.map_offset + done) == -1) {
+        to = MIN (ROUND_UP (used, (uint64_t) MAP_PER_SECTOR),
+                  ROUND_UP ((uint64_t) s->h.blocks, (uint64_t) MAP_PER_SECTOR));
+        if (write_map_range (img, ROUND_DOWN (s->ck_synced,
+                                              (uint64_t) MAP_PER_SECTOR),
+                             to) == -1) {
             return -1;
         }
-        done += n;
+        /* Entries of whole blocks below pos never change again. */
+        s->ck_synced = full;
     }
+    memset (st, 0, VDI_STATE_SIZE);
+    memcpy (st, "vdi1", 4);
+    put_le32 (st + 4, s->w_static ? 1 : 0);
+    put_le32 (st + 8, s->w_static ? 0 : s->next_index);
+    put_le32 (st + 12, part);
+    memcpy (st + 16, s->h.uuid_image, 16);
+    memcpy (st + 32, s->h.uuid_modify, 16);
+    *len = VDI_STATE_SIZE;
     return 0;
+}
+
+static int
+vdi_resume (struct image *img, const struct create_params *p,
+            const void *state, size_t len)
+{
+    struct vdi *s = img->priv;
+    const unsigned char *st = state;
+    unsigned char buf[65536];
+    uint64_t pos = img->write_pos, full, used, b, cut;
+    uint32_t next, part, e, count = 0;
+    size_t n, k;
+
+    if (len != VDI_STATE_SIZE || memcmp (st, "vdi1", 4) != 0) {
+        vmc_error ("vdi: the checkpoint state is not a VDI writer's");
+        return -1;
+    }
+    if (vdi_create (img, p) == -1) {
+        return -1;
+    }
+    if (get_le32 (st + 4) != (s->w_static ? 1u : 0u)) {
+        vmc_error ("vdi: the checkpoint was taken with other options");
+        return -1;
+    }
+    memcpy (s->h.uuid_image, st + 16, 16);
+    memcpy (s->h.uuid_modify, st + 32, 16);
+    if (pos > img->size) {
+        vmc_error ("vdi: checkpoint position %" PRIu64 " is past the end",
+                   pos);
+        return -1;
+    }
+    if (s->w_static) {
+        return bdev_truncate (img->file, s->h.data_offset + pos);
+    }
+
+    /* Blocks below pos got data indexes 0, 1, 2... in guest order. */
+    next = get_le32 (st + 8);
+    part = get_le32 (st + 12);
+    full = pos >> s->block_shift;
+    used = DIV_ROUND_UP (pos, (uint64_t) s->h.block_size);
+    for (b = 0; b < full; b += n / 4) {
+        n = (size_t) MIN ((uint64_t) sizeof buf / 4, full - b) * 4;
+        if (bdev_pread (img->file, buf, n, s->h.map_offset + b * 4) == -1) {
+            return -1;
+        }
+        for (k = 0; k < n; k += 4) {
+            e = get_le32 (buf + k);
+            if (e != VDI_UNALLOCATED && e != count) {
+                vmc_error ("vdi: block map entry %" PRIu64 " (%" PRIu32 ") "
+                           "is not the checkpoint's data block %" PRIu32,
+                           b + k / 4, e, count);
+                return -1;
+            }
+            if (e != VDI_UNALLOCATED) {
+                count++;
+            }
+            s->map[b + k / 4] = e;
+        }
+    }
+    cut = s->h.data_offset + ((uint64_t) count << s->block_shift);
+    if (part != VDI_UNALLOCATED) {
+        if (used == full || part != count) {
+            vmc_error ("vdi: the checkpoint's partial block (%" PRIu32 ") "
+                       "is not valid", part);
+            return -1;
+        }
+        s->map[full] = part;
+        count++;
+        /* Only the part of this block below pos was written before the
+         * checkpoint. */
+        cut += pos & (s->h.block_size - 1);
+    }
+    if (next != count) {
+        vmc_error ("vdi: the checkpoint has %" PRIu32 " data blocks, the "
+                   "block map %" PRIu32, next, count);
+        return -1;
+    }
+    s->next_index = next;
+    s->h.allocated = next;
+    s->ck_synced = full;
+    return bdev_truncate (img->file, cut);
 }
 
 const struct image_format format_vdi = {
@@ -673,4 +834,6 @@ const struct image_format format_vdi = {
     .create = vdi_create,
     .pwrite = vdi_pwrite,
     .finish = vdi_finish,
+    .checkpoint = vdi_checkpoint,
+    .resume = vdi_resume,
 };

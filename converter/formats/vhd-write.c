@@ -11,6 +11,23 @@
  * the dynamic header, the BAT and the footer copy at the start.  Fixed: the
  * guest data at the same offsets (holes where the guest has zeros), then
  * the footer.  On a block device the skipped ranges are zeroed instead.
+ *
+ * Checkpoint and resume (the network receiver).  Dynamic: a checkpoint at
+ * guest position pos writes, in place, the BAT sectors whose entries
+ * changed since the previous checkpoint (the blocks below pos; the BAT is
+ * otherwise written only at finish), and the state keeps the end of the
+ * last block allocated, the entry of the block pos is inside (it may still
+ * change) and the footer's time stamp and unique id.  Blocks are allocated
+ * in guest order, one after the other, so resume can check the entries it
+ * reads back exactly: every block it keeps lies between the BAT and the
+ * recorded end, in increasing order, and the last ends there.  Entries of
+ * blocks from pos on are not read at all (they never reach the file
+ * before a later checkpoint, which the crash interrupted).  What was
+ * written after the checkpoint is either in the block holding pos, past
+ * pos, or in blocks past the recorded end, so the file is cut at the
+ * first of these.  Fixed: the data is at its guest offset, so resume cuts
+ * the file at pos, as raw does.  Neither writes the footer before finish:
+ * an interrupted file still does not look like a VHD.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -290,26 +307,39 @@ vhd_pwrite (struct image *img, const void *buf, size_t count, uint64_t offset)
     return 0;
 }
 
+/* BAT entries in one sector. */
+#define BAT_PER_SECTOR (VHD_SECTOR / 4)
+
+/* Write BAT entries [FROM, TO) to the file; both are multiples of a
+ * sector's worth of entries, or TO is the padded end of the table. */
+static int
+write_bat_range (struct image *img, uint64_t from, uint64_t to)
+{
+    struct vhd *s = img->priv;
+    unsigned char buf[65536];
+    uint64_t i = from;
+    size_t n, k;
+
+    while (i < to) {
+        n = (size_t) MIN ((uint64_t) sizeof buf / 4, to - i) * 4;
+        for (k = 0; k < n; k += 4, i++) {
+            put_be32 (buf + k, i < s->nblocks ? s->bat[i] : VHD_BAT_UNUSED);
+        }
+        if (bdev_pwrite (img->file, buf, n,
+                         s->bat_offset + (i - n / 4) * 4) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int
 write_bat (struct image *img)
 {
     struct vhd *s = img->priv;
-    unsigned char buf[65536];
-    uint64_t i = 0, total = ROUND_UP (s->nblocks * 4, (uint64_t) VHD_SECTOR);
-    uint64_t done = 0;
-    size_t n, k;
 
-    while (done < total) {
-        n = (size_t) MIN ((uint64_t) sizeof buf, total - done);
-        for (k = 0; k < n; k += 4, i++) {
-            put_be32 (buf + k, i < s->nblocks ? s->bat[i] : VHD_BAT_UNUSED);
-        }
-        if (bdev_pwrite (img->file, buf, n, s->bat_offset + done) == -1) {
-            return -1;
-        }
-        done += n;
-    }
-    return 0;
+    return write_bat_range (img, 0, ROUND_UP (s->nblocks,
+                                              (uint64_t) BAT_PER_SECTOR));
 }
 
 int
@@ -347,4 +377,161 @@ vhd_finish (struct image *img)
         }
     }
     return bdev_truncate (img->file, end);
+}
+
+/* ---- checkpoint and resume ---------------------------------------------- */
+
+/*
+ * The state (little-endian):
+ *
+ *     0  tag[4]           "vhd1"
+ *     4  flags            bit 0: dynamic
+ *     8  block size       dynamic; 0 for fixed
+ *    12  time stamp       the footer's
+ *    16  unique id[16]    the footer's
+ *    32  file end         dynamic: end of the last block allocated
+ *    40  partial entry    dynamic: BAT entry of the block holding the
+ *                         checkpoint position, ~0 when none or unused
+ */
+#define VHD_STATE_SIZE 44
+
+int
+vhd_checkpoint (struct image *img, void *state, size_t *len)
+{
+    struct vhd *s = img->priv;
+    unsigned char *st = state;
+    uint64_t pos = img->write_pos, full = 0, used, to;
+    uint32_t part = VHD_BAT_UNUSED;
+
+    if (s->w_dynamic) {
+        /* Entries of the blocks below pos; the last may be partial. */
+        full = pos >> s->block_shift;
+        used = DIV_ROUND_UP (pos, (uint64_t) s->block_size);
+        if (used > full) {
+            part = s->bat[full];
+        }
+        to = MIN (ROUND_UP (used, (uint64_t) BAT_PER_SECTOR),
+                  ROUND_UP (s->nblocks, (uint64_t) BAT_PER_SECTOR));
+        if (write_bat_range (img, ROUND_DOWN (s->ck_synced,
+                                              (uint64_t) BAT_PER_SECTOR),
+                             to) == -1) {
+            return -1;
+        }
+        /* Entries of whole blocks below pos never change again. */
+        s->ck_synced = full;
+    }
+    memset (st, 0, VHD_STATE_SIZE);
+    memcpy (st, "vhd1", 4);
+    put_le32 (st + 4, s->w_dynamic ? 1 : 0);
+    put_le32 (st + 8, s->w_dynamic ? s->block_size : 0);
+    put_le32 (st + 12, s->footer.timestamp);
+    memcpy (st + 16, s->footer.uuid, 16);
+    put_le64 (st + 32, s->w_dynamic ? s->file_end : 0);
+    put_le32 (st + 40, part);
+    *len = VHD_STATE_SIZE;
+    return 0;
+}
+
+/* Check that the block at sector entry E lies at or after *PREV_END and
+ * inside [.., END), and move *PREV_END past it. */
+static int
+resume_block (const struct vhd *s, uint64_t b, uint32_t e, uint64_t end,
+              uint64_t *prev_end)
+{
+    uint64_t host = (uint64_t) e * VHD_SECTOR;
+
+    if (host < *prev_end || host > end ||
+        end - host < (uint64_t) s->bitmap_size + s->block_size) {
+        vmc_error ("vhd: BAT entry %" PRIu64 " (sector 0x%" PRIx32 ") is "
+                   "not where the checkpoint's blocks are", b, e);
+        return -1;
+    }
+    *prev_end = host + s->bitmap_size + s->block_size;
+    return 0;
+}
+
+int
+vhd_resume (struct image *img, const struct create_params *p,
+            const void *state, size_t len)
+{
+    struct vhd *s = img->priv;
+    const unsigned char *st = state;
+    unsigned char buf[65536];
+    uint64_t pos = img->write_pos, full, used, b, end, prev_end, cut;
+    uint32_t part, e;
+    size_t n, k;
+
+    if (len != VHD_STATE_SIZE || memcmp (st, "vhd1", 4) != 0) {
+        vmc_error ("vhd: the checkpoint state is not a VHD writer's");
+        return -1;
+    }
+    if (vhd_create (img, p) == -1) {
+        return -1;
+    }
+    if (get_le32 (st + 4) != (s->w_dynamic ? 1u : 0u) ||
+        get_le32 (st + 8) != (s->w_dynamic ? s->block_size : 0)) {
+        vmc_error ("vhd: the checkpoint was taken with other options");
+        return -1;
+    }
+    s->footer.timestamp = get_le32 (st + 12);
+    memcpy (s->footer.uuid, st + 16, 16);
+    if (pos > img->size) {
+        vmc_error ("vhd: checkpoint position %" PRIu64 " is past the end",
+                   pos);
+        return -1;
+    }
+    if (!s->w_dynamic) {
+        return bdev_truncate (img->file, pos);
+    }
+
+    /* Where the first block goes (create set it), and the recorded end. */
+    prev_end = s->file_end;
+    end = get_le64 (st + 32);
+    part = get_le32 (st + 40);
+    if (end < prev_end || end / VHD_SECTOR >= VHD_BAT_UNUSED) {
+        vmc_error ("vhd: checkpoint file end %" PRIu64 " is out of range",
+                   end);
+        return -1;
+    }
+    full = pos >> s->block_shift;
+    used = DIV_ROUND_UP (pos, (uint64_t) s->block_size);
+    for (b = 0; b < full; b += n / 4) {
+        n = (size_t) MIN ((uint64_t) sizeof buf / 4, full - b) * 4;
+        if (bdev_pread (img->file, buf, n, s->bat_offset + b * 4) == -1) {
+            return -1;
+        }
+        for (k = 0; k < n; k += 4) {
+            e = get_be32 (buf + k);
+            if (e != VHD_BAT_UNUSED &&
+                resume_block (s, b + k / 4, e, end, &prev_end) == -1) {
+                return -1;
+            }
+            s->bat[b + k / 4] = e;
+        }
+    }
+    cut = end;
+    if (part != VHD_BAT_UNUSED) {
+        if (used == full) {
+            vmc_error ("vhd: the checkpoint state names a partial block at "
+                       "a block boundary");
+            return -1;
+        }
+        if (resume_block (s, full, part, end, &prev_end) == -1) {
+            return -1;
+        }
+        s->bat[full] = part;
+        /* Only the part of this block below pos was written before the
+         * checkpoint. */
+        cut = (uint64_t) part * VHD_SECTOR + s->bitmap_size +
+            (pos & (s->block_size - 1));
+    }
+    if (prev_end != end) {
+        vmc_error ("vhd: the checkpoint's blocks end at %" PRIu64 ", not at "
+                   "the recorded %" PRIu64, prev_end, end);
+        return -1;
+    }
+    s->file_end = end;
+    s->next_free = align_block (s, end);
+    s->ck_synced = full;
+    return bdev_truncate (img->file, cut);
 }

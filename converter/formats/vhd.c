@@ -47,7 +47,8 @@
  * current size = geometry size, so every reader agrees.  With force_size
  * (or azure) the size is exact and the geometry is 65535/16/255, as
  * qemu-img does, which qemu reads as "use the current size" whatever the
- * creator.  Creator application "vmcv".
+ * creator.  Creator application "vmcv".  Writing can be checkpointed and
+ * resumed (vhd-write.c says how).
  *
  * Limits: virtual size at most 65535 * 255 * 255 sectors (2040 GiB, as
  * qemu); block size a power of two from 512 B to 256 MiB; the BAT entries
@@ -56,7 +57,7 @@
  * KiB each; an I/O-backed block status extent at most 256 MiB.
  *
  * Files: vhd.h (on-disk layout, shared state), vhd.c (probe, open, read,
- * check), vhd-write.c (create and write).
+ * check), vhd-write.c (create, write, checkpoint and resume).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -1131,4 +1132,6 @@ const struct image_format format_vhd = {
     .create = vhd_create,
     .pwrite = vhd_pwrite,
     .finish = vhd_finish,
+    .checkpoint = vhd_checkpoint,
+    .resume = vhd_resume,
 };

@@ -171,6 +171,7 @@ struct vhd {
     bool w_dynamic;
     uint64_t next_free;         /* where the next block's bitmap goes */
     uint64_t file_end;          /* end of the last block written */
+    uint64_t ck_synced;         /* BAT entries below are in the file */
 };
 
 /* One's complement of the byte sum of BUF, the 4-byte checksum field at
@@ -183,5 +184,8 @@ int vhd_create (struct image *img, const struct create_params *p);
 int vhd_pwrite (struct image *img, const void *buf, size_t count,
                 uint64_t offset);
 int vhd_finish (struct image *img);
+int vhd_checkpoint (struct image *img, void *state, size_t *len);
+int vhd_resume (struct image *img, const struct create_params *p,
+                const void *state, size_t len);
 
 #endif

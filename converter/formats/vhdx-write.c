@@ -32,6 +32,24 @@
  * headers are written last, at finish: an interrupted conversion leaves a
  * file that does not even probe as VHDX.
  *
+ * Checkpoint and resume (the network receiver).  Dynamic: a checkpoint at
+ * guest position pos makes the BAT in the file right for every block below
+ * pos: the windows before the one holding pos are written as usual, and of
+ * that window only the entries changed since the previous checkpoint.  The
+ * state keeps the end of the allocated blocks, where the block holding pos
+ * is (its entry may still change) and the three GUIDs.  Blocks are
+ * allocated in guest order, one right after the other, so resume checks
+ * the entries it reads back exactly (contiguous, ending where the state
+ * says).  What was written after the checkpoint lies in the block holding
+ * pos, past pos, or in blocks past the recorded end, so the file is cut at
+ * the first of these; and since those writes may also have flushed BAT
+ * windows with entries for them, the BAT from pos's entry on is zeroed in
+ * the file (a hole), which is what the streamed BAT expects of the part it
+ * has not written.  Fixed: the data is at data offset + guest offset and
+ * the BAT is written only at finish, so the file is cut at the position.
+ * Neither writes the identifier or the headers: an interrupted file still
+ * does not probe as VHDX.
+ *
  * Defaults: block_size 32 MiB (Hyper-V's default for dynamic disks; qemu
  * picks 8-32 MiB by disk size), log_size 1 MiB, logical sector 512,
  * physical sector 4096 (Hyper-V's "512e" default).  The virtual size is
@@ -79,6 +97,8 @@ struct vhdx_writer {
 
     uint64_t *batbuf;           /* entries [bat_win, bat_win + WBUF) */
     uint64_t bat_win;
+    uint64_t ck_synced;         /* entries below are right in the file
+                                 * (checkpoints) */
 
     unsigned char file_write_guid[16];
     unsigned char data_write_guid[16];
@@ -286,8 +306,10 @@ out:
     return r;
 }
 
-int
-vhdx_create (struct image *img, const struct create_params *p)
+/* Set up the writer for P (the layout, the first BAT window), without
+ * writing anything; WARN: say when the size is rounded up. */
+static int
+writer_init (struct image *img, const struct create_params *p, bool warn)
 {
     struct vhdx *s = img->priv;
     const struct options *o = p->opts;
@@ -337,7 +359,7 @@ vhdx_create (struct image *img, const struct create_params *p)
         return -1;
     }
     size = ROUND_UP (p->size, lss);
-    if (size != p->size) {
+    if (size != p->size && warn) {
         vmc_warn ("vhdx: virtual size rounded up from %" PRIu64 " to %"
                   PRIu64 " bytes, a multiple of the %" PRIu64 "-byte "
                   "logical sector", p->size, size, lss);
@@ -373,10 +395,6 @@ vhdx_create (struct image *img, const struct create_params *p)
         return -1;
     }
     bat_fill_window (w);
-    if (new_guid (w->file_write_guid) == -1 ||
-        new_guid (w->data_write_guid) == -1 || new_guid (w->disk_id) == -1) {
-        return -1;
-    }
     img->size = size;
     /* Any byte range can be written (blocks are byte addressable), and a
      * size rounded up to the logical sector means the source's last write
@@ -384,6 +402,22 @@ vhdx_create (struct image *img, const struct create_params *p)
      * short write break the sequential contract. */
     img->write_align = 1;
     img->cluster_size = bs;
+    return 0;
+}
+
+int
+vhdx_create (struct image *img, const struct create_params *p)
+{
+    struct vhdx_writer *w;
+
+    if (writer_init (img, p, true) == -1) {
+        return -1;
+    }
+    w = ((struct vhdx *) img->priv)->w;
+    if (new_guid (w->file_write_guid) == -1 ||
+        new_guid (w->data_write_guid) == -1 || new_guid (w->disk_id) == -1) {
+        return -1;
+    }
     if (write_region_tables (img) == -1 || write_metadata (img) == -1) {
         return -1;
     }
@@ -498,6 +532,265 @@ vhdx_finish (struct image *img)
     if (bdev_pwrite (img->file, id, sizeof id, 0) == -1 ||
         write_header (img, VHDX_HEADER1_OFF, 1) == -1 ||
         write_header (img, VHDX_HEADER2_OFF, 2) == -1) {
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- checkpoint and resume ---------------------------------------------- */
+
+/*
+ * The state (little-endian):
+ *
+ *     0  tag[4]               "vhx1"
+ *     4  flags                bit 0: fixed
+ *     8  block size
+ *    12  reserved             0
+ *    16  file end             dynamic: end of the allocated blocks
+ *    24  partial block        dynamic: file offset of the block holding
+ *                             the checkpoint position, 0 when none or
+ *                             not allocated
+ *    32  FileWriteGuid[16]
+ *    48  DataWriteGuid[16]
+ *    64  disk id[16]
+ */
+#define VHDX_STATE_SIZE 80
+
+/* The BAT entry of payload block BLK. */
+static uint64_t
+bat_index (const struct vhdx_writer *w, uint64_t blk)
+{
+    return blk + blk / w->chunk_ratio;
+}
+
+/* Write the current window's entries [FROM, TO) to the file. */
+static int
+bat_write_entries (struct image *img, uint64_t from, uint64_t to)
+{
+    struct vhdx_writer *w = ((struct vhdx *) img->priv)->w;
+    unsigned char buf[4096];
+    uint64_t j = from, n, k;
+
+    while (j < to) {
+        n = MIN ((uint64_t) sizeof buf / 8, to - j);
+        for (k = 0; k < n; k++) {
+            put_le64 (buf + k * 8, w->batbuf[j + k - w->bat_win]);
+        }
+        if (bdev_pwrite (img->file, buf, n * 8, w->bat_off + j * 8) == -1) {
+            return -1;
+        }
+        j += n;
+    }
+    return 0;
+}
+
+int
+vhdx_checkpoint (struct image *img, void *state, size_t *len)
+{
+    struct vhdx_writer *w = ((struct vhdx *) img->priv)->w;
+    unsigned char *st = state;
+    uint64_t pos = img->write_pos, full, used, end, part = 0;
+
+    full = pos >> w->block_bits;
+    used = DIV_ROUND_UP (pos, (uint64_t) w->block_size);
+    if (!w->fixed && used > 0) {
+        /* Entries up to the last block with data below pos. */
+        end = bat_index (w, used - 1) + 1;
+        while (end - 1 >= w->bat_win + VHDX_BAT_WBUF) {
+            if (bat_flush_window (img) == -1) {
+                return -1;
+            }
+        }
+        if (bat_write_entries (img, MAX (w->ck_synced, w->bat_win),
+                               end) == -1) {
+            return -1;
+        }
+        /* Entries of whole blocks below pos never change again. */
+        w->ck_synced = bat_index (w, full);
+        if (used > full && w->have_cur && w->cur_blk == full) {
+            part = w->cur_off;
+        }
+    }
+    memset (st, 0, VHDX_STATE_SIZE);
+    memcpy (st, "vhx1", 4);
+    put_le32 (st + 4, w->fixed ? 1 : 0);
+    put_le32 (st + 8, w->block_size);
+    put_le64 (st + 16, w->fixed ? 0 : w->file_end);
+    put_le64 (st + 24, part);
+    memcpy (st + 32, w->file_write_guid, 16);
+    memcpy (st + 48, w->data_write_guid, 16);
+    memcpy (st + 64, w->disk_id, 16);
+    *len = VHDX_STATE_SIZE;
+    return 0;
+}
+
+/* Zeros over [OFF, OFF+LEN) of the file: a hole, or written zeros where
+ * the file system cannot punch one. */
+static int
+zero_range (struct image *img, uint64_t off, uint64_t len)
+{
+    unsigned char *z;
+    uint64_t n;
+    int r = -1;
+
+    if (len == 0 || bdev_zero (img->file, off, len) == 0) {
+        return 0;
+    }
+    z = calloc (1, 65536);
+    if (z == NULL) {
+        vmc_perror ("vhdx: calloc");
+        return -1;
+    }
+    for (; len > 0; off += n, len -= n) {
+        n = MIN (len, (uint64_t) 65536);
+        if (bdev_pwrite (img->file, z, (size_t) n, off) == -1) {
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    free (z);
+    return r;
+}
+
+/* Load the file's entries [bat_win, END) into the window (which holds the
+ * defaults), checking them against the layout: sector bitmaps not
+ * present, payload blocks either never written or contiguous, the last
+ * one ending at LIMIT. */
+static int
+resume_window (struct image *img, uint64_t end, uint64_t limit)
+{
+    struct vhdx_writer *w = ((struct vhdx *) img->priv)->w;
+    unsigned char buf[4096];
+    uint64_t j = w->bat_win, n, k, v, off, prev_end = 0;
+
+    while (j < end) {
+        n = MIN ((uint64_t) sizeof buf / 8, end - j);
+        if (bdev_pread (img->file, buf, n * 8, w->bat_off + j * 8) == -1) {
+            return -1;
+        }
+        for (k = 0; k < n; k++, j++) {
+            v = get_le64 (buf + k * 8);
+            if (v == w->batbuf[j - w->bat_win]) {
+                continue;               /* not written */
+            }
+            off = v & VHDX_BAT_OFFSET_MASK;
+            if (j % (w->chunk_ratio + 1) == w->chunk_ratio ||
+                (v & VHDX_BAT_STATE_MASK) != VHDX_PAYLOAD_FULLY_PRESENT ||
+                (v & VHDX_BAT_RESERVED_MASK) != 0 || off < w->data_off ||
+                (prev_end != 0 && off != prev_end) || off > limit ||
+                limit - off < w->block_size) {
+                vmc_error ("vhdx: BAT entry %" PRIu64 " (0x%" PRIx64 ") is "
+                           "not where the checkpoint's blocks are", j, v);
+                return -1;
+            }
+            w->batbuf[j - w->bat_win] = v;
+            prev_end = off + w->block_size;
+        }
+    }
+    if (prev_end != 0 && prev_end != limit) {
+        vmc_error ("vhdx: the checkpoint's blocks end at %" PRIu64 ", not at "
+                   "%" PRIu64, prev_end, limit);
+        return -1;
+    }
+    return 0;
+}
+
+/* Resume a dynamic image at POS from the state ST: reload the BAT window
+ * holding pos's entry, cut the file, and zero the BAT from pos's entry. */
+static int
+resume_dynamic (struct image *img, const unsigned char *st, uint64_t pos)
+{
+    struct vhdx_writer *w = ((struct vhdx *) img->priv)->w;
+    uint64_t full, used, jfull, end, part, cut;
+
+    end = get_le64 (st + 16);
+    part = get_le64 (st + 24);
+    full = pos >> w->block_bits;
+    used = DIV_ROUND_UP (pos, (uint64_t) w->block_size);
+    if (end < w->data_off || end > VHDX_MAX_FILE_SIZE ||
+        (end - w->data_off) % w->block_size != 0 ||
+        (part != 0 && (used == full || part != end - w->block_size))) {
+        vmc_error ("vhdx: the checkpoint state's file end (%" PRIu64 ") or "
+                   "partial block (%" PRIu64 ") is not valid", end, part);
+        return -1;
+    }
+    /* The window holding the first entry not known to be in the file. */
+    jfull = bat_index (w, full);
+    w->bat_win = ROUND_DOWN (MIN (jfull, w->bat_entries - 1),
+                             (uint64_t) VHDX_BAT_WBUF);
+    bat_fill_window (w);
+    if (resume_window (img, MIN (jfull, w->bat_entries),
+                       part != 0 ? part : end) == -1) {
+        return -1;
+    }
+    w->file_end = end;
+    w->ck_synced = jfull;
+    cut = end;
+    if (part != 0) {
+        w->batbuf[jfull - w->bat_win] = part | VHDX_PAYLOAD_FULLY_PRESENT;
+        w->have_cur = true;
+        w->cur_blk = full;
+        w->cur_off = part;
+        /* Only the part of this block below pos was written before the
+         * checkpoint. */
+        cut = part + (pos & (w->block_size - 1));
+    }
+    if (bdev_truncate (img->file, cut) == -1) {
+        return -1;
+    }
+    /* Entries from pos's block on may hold blocks written after the
+     * checkpoint (windows flushed since): the file must read as zeros
+     * there, as for any window not written yet. */
+    if (jfull < w->bat_entries) {
+        return zero_range (img, w->bat_off + jfull * 8,
+                           (w->bat_entries - jfull) * 8);
+    }
+    return 0;
+}
+
+int
+vhdx_resume (struct image *img, const struct create_params *p,
+             const void *state, size_t len)
+{
+    struct vhdx_writer *w;
+    const unsigned char *st = state;
+    uint64_t pos = img->write_pos;
+
+    if (len != VHDX_STATE_SIZE || memcmp (st, "vhx1", 4) != 0) {
+        vmc_error ("vhdx: the checkpoint state is not a VHDX writer's");
+        return -1;
+    }
+    if (writer_init (img, p, false) == -1) {
+        return -1;
+    }
+    w = ((struct vhdx *) img->priv)->w;
+    if (get_le32 (st + 4) != (w->fixed ? 1u : 0u) ||
+        get_le32 (st + 8) != w->block_size) {
+        vmc_error ("vhdx: the checkpoint was taken with other options");
+        return -1;
+    }
+    memcpy (w->file_write_guid, st + 32, 16);
+    memcpy (w->data_write_guid, st + 48, 16);
+    memcpy (w->disk_id, st + 64, 16);
+    if (pos > img->size) {
+        vmc_error ("vhdx: checkpoint position %" PRIu64 " is past the end",
+                   pos);
+        return -1;
+    }
+    if (w->fixed) {
+        /* The data is at its guest offset past data_off. */
+        if (bdev_truncate (img->file, w->data_off + pos) == -1) {
+            return -1;
+        }
+    }
+    else if (resume_dynamic (img, st, pos) == -1) {
+        return -1;
+    }
+    /* Create wrote these before the first checkpoint; writing them again
+     * makes resume rely on nothing in the file but the BAT entries it
+     * checks. */
+    if (write_region_tables (img) == -1 || write_metadata (img) == -1) {
         return -1;
     }
     return 0;

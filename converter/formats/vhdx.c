@@ -1031,4 +1031,6 @@ const struct image_format format_vhdx = {
     .create = vhdx_create,
     .pwrite = vhdx_pwrite,
     .finish = vhdx_finish,
+    .checkpoint = vhdx_checkpoint,
+    .resume = vhdx_resume,
 };

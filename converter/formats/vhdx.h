@@ -189,6 +189,9 @@ int vhdx_create (struct image *img, const struct create_params *p);
 int vhdx_pwrite (struct image *img, const void *buf, size_t count,
                  uint64_t offset);
 int vhdx_finish (struct image *img);
+int vhdx_checkpoint (struct image *img, void *state, size_t *len);
+int vhdx_resume (struct image *img, const struct create_params *p,
+                 const void *state, size_t len);
 void vhdx_writer_free (struct vhdx *s);
 
 #endif

@@ -35,5 +35,13 @@ while read -r name fmt opts check; do
     echo "ok: $name"
 done <<EOT
 raw raw - no
+vhd-dynamic vpc - no
+vhd-fixed vpc subformat=fixed no
+vhd-azure vpc azure=on no
+vdi vdi - yes
+vdi-static vdi static=on yes
+vhdx vhdx - yes
+vhdx-1m vhdx block_size=1M yes
+vhdx-fixed vhdx subformat=fixed yes
 EOT
 [ "$(hash_of "$T/ref.raw")" = "$before" ] || fail "source modified"
