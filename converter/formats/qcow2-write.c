@@ -25,6 +25,12 @@
  *   at finish:           the last L2 table, the L1 table, the refcount
  *                        table, the last refcount blocks, then the header.
  *
+ * Resumable (qcow2_checkpoint/qcow2_resume, at the end of this file): the
+ * first checkpoint allocates the L1 and refcount tables where the file
+ * ends then, and each checkpoint gives the current L2 table and refcount
+ * block their clusters early; all four are then updated in place.  Without
+ * checkpoints (the copy path) nothing of this happens.
+ *
  * Every allocated cluster has refcount 1, except clusters holding
  * compressed data, whose refcount is the number of compressed clusters that
  * touch them (from the first byte to the end of the last 512-byte sector, as
@@ -116,6 +122,23 @@ struct qcow2_writer {
     pthread_t worker;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+
+    /* Checkpoints (see "Checkpoint and resume" below).  From the first
+     * one on, the L1 and refcount tables live in regions allocated then,
+     * and the current L2 table and refcount block get their clusters
+     * early; all four are updated in place, only where they changed. */
+    bool ck;                    /* a checkpoint was taken (or resumed) */
+    uint64_t l1_region;         /* first cluster of the L1 table */
+    uint64_t rt_region;         /* first cluster of the refcount table */
+    uint64_t rt_clusters;       /* its size, for the largest file possible */
+    uint64_t l1_hi;             /* L1 entries past this are zero */
+    uint64_t l1_ck;             /* L1 entries below this are on disk */
+    uint64_t rt_ck;             /* refcount table entries on disk */
+    uint64_t l2_hi;             /* current L2 entries past this are zero */
+    uint64_t l2_host;           /* its cluster's offset, 0: none yet */
+    uint64_t l2_ck;             /* its entries below this are on disk */
+    uint64_t rb_ck;             /* current block entries on disk (its
+                                 * offset is rtable[cur_block], 0: none) */
 };
 
 const struct create_option qcow2_create_opts[] = {
@@ -149,17 +172,32 @@ write_meta (struct image *img, const unsigned char *buf, uint64_t used,
 /* ------------------------------------------------------------------ */
 /* ------------------------------------------------------------------ */
 
-/* Write refcount block cur_block to a newly allocated cluster.  Entries for
- * clusters below next_cluster count 1 unless the block buffer says more. */
+/* The count of entry I of refcount block cur_block: clusters below
+ * next_cluster count 1 unless the block buffer says more. */
+static uint16_t
+rb_value (const struct qcow2_writer *w, uint64_t i)
+{
+    uint64_t c = w->cur_block * w->rb_entries + i;
+
+    return w->rb[i] != 0 ? w->rb[i] : (c < w->next_cluster ? 1 : 0);
+}
+
+/* Write refcount block cur_block to a newly allocated cluster, or to the
+ * one a checkpoint gave it. */
 static int
 flush_block (struct image *img)
 {
     struct qcow2 *q = img->priv;
     struct qcow2_writer *w = q->w;
-    uint64_t b, i, c, first = w->cur_block * w->rb_entries, used = 0;
+    uint64_t b, i, used = 0;
     uint16_t v;
 
-    b = w->next_cluster++;
+    if (w->cur_block < w->rtable_cap && w->rtable[w->cur_block] != 0) {
+        b = w->rtable[w->cur_block] >> q->cluster_bits;
+    }
+    else {
+        b = w->next_cluster++;
+    }
     if (w->cur_block >= w->rtable_cap) {
         vmc_error ("%s: qcow2: the refcount table would exceed %" PRIu64
                    " bytes; use a larger cluster_size", img->filename,
@@ -167,8 +205,7 @@ flush_block (struct image *img)
         return -1;
     }
     for (i = 0; i < w->rb_entries; i++) {
-        c = first + i;
-        v = w->rb[i] != 0 ? w->rb[i] : (c < w->next_cluster ? 1 : 0);
+        v = rb_value (w, i);
         put_be16 (w->io + i * 2, v);
         if (v != 0) {
             used = (i + 1) * 2;
@@ -180,6 +217,7 @@ flush_block (struct image *img)
     w->rtable[w->cur_block] = b << q->cluster_bits;
     w->nblocks = w->cur_block + 1;
     w->cur_block++;
+    w->rb_ck = 0;
     memset (w->rb, 0, w->rb_entries * sizeof *w->rb);
     return 0;
 }
@@ -224,7 +262,10 @@ flush_l2 (struct image *img)
     if (!w->l2_dirty) {
         return 0;
     }
-    if (alloc_clusters (img, 1, &c) == -1) {
+    if (w->l2_host != 0) {
+        c = w->l2_host >> q->cluster_bits;
+    }
+    else if (alloc_clusters (img, 1, &c) == -1) {
         return -1;
     }
     for (i = 0; i < q->l2_entries; i++) {
@@ -237,6 +278,7 @@ flush_l2 (struct image *img)
         return -1;
     }
     q->l1[w->l2_index] = (c << q->cluster_bits) | QL2_COPIED;
+    w->l1_hi = MAX (w->l1_hi, w->l2_index + 1);
     w->l2_dirty = false;
     return 0;
 }
@@ -257,6 +299,9 @@ switch_l2 (struct image *img, uint64_t gc)
     }
     memset (w->l2, 0, q->l2_entries * 8);
     w->l2_index = idx;
+    w->l2_hi = 0;
+    w->l2_host = 0;
+    w->l2_ck = 0;
     return 0;
 }
 
@@ -293,6 +338,7 @@ write_plain (struct image *img, const unsigned char *buf, uint64_t len,
             w->l2[(gc + i) % q->l2_entries] =
                 ((first + i) << q->cluster_bits) | QL2_COPIED;
         }
+        w->l2_hi = (gc + n - 1) % q->l2_entries + 1;
         w->l2_dirty = true;
         buf += bytes;
         len -= bytes;
@@ -445,6 +491,7 @@ write_compressed (struct image *img, const unsigned char *data, size_t len,
     sectors = ((endb - 1) >> 9) - (start >> 9);
     w->l2[gc % q->l2_entries] = QL2_COMPRESSED |
         (sectors << q->csize_shift) | start;
+    w->l2_hi = gc % q->l2_entries + 1;
     w->l2_dirty = true;
     return 0;
 }
@@ -723,20 +770,56 @@ write_header (struct image *img, uint64_t rt_offset, uint64_t rt_clusters)
     return write_meta (img, h, 4096, 0);
 }
 
+/* Clusters of a refcount table that covers a file of NEXT clusters plus
+ * the table itself and the refcount blocks still to write (from block
+ * FROM on): iterated to a fixed point. */
+static int
+reftable_clusters (struct image *img, uint64_t next, uint64_t from,
+                   uint64_t *clusters)
+{
+    struct qcow2 *q = img->priv;
+    struct qcow2_writer *w = q->w;
+    uint64_t T = 1, B = 1, nb, k;
+
+    for (k = 0; k < 64; k++) {
+        nb = DIV_ROUND_UP (next + T + B, w->rb_entries);
+        if (nb * 8 > QCOW2_MAX_REFTABLE_BYTES) {
+            vmc_error ("%s: qcow2: the refcount table would exceed %" PRIu64
+                       " bytes; use a larger cluster_size", img->filename,
+                       QCOW2_MAX_REFTABLE_BYTES);
+            return -1;
+        }
+        if (nb - from + 1 <= B &&
+            DIV_ROUND_UP (nb * 8, q->cluster_size) <= T) {
+            break;
+        }
+        B = MAX (B, nb - from + 1);
+        T = MAX (T, DIV_ROUND_UP (nb * 8, q->cluster_size));
+    }
+    *clusters = T;
+    return 0;
+}
+
 int
 qcow2_finish (struct image *img)
 {
     struct qcow2 *q = img->priv;
     struct qcow2_writer *w = q->w;
-    uint64_t n1, l1c, i, j, k, T, B, nb, total, rt, per, used;
+    uint64_t n1, l1c, i, j, T, rt, per, used;
 
     if (flush_l2 (img) == -1) {
         return -1;
     }
     /* The L1 table, contiguous (allocation bumps next_cluster first, so
-     * refcount blocks flushed by settle() land after it). */
+     * refcount blocks flushed by settle() land after it).  After a
+     * checkpoint it has its region already, written whole: a resumed
+     * writer does not know what a checkpoint that never completed left in
+     * it past l1_hi. */
     n1 = DIV_ROUND_UP (q->l1_size * 8ull, q->cluster_size);
-    if (alloc_clusters (img, n1, &l1c) == -1) {
+    if (w->ck) {
+        l1c = w->l1_region;
+    }
+    else if (alloc_clusters (img, n1, &l1c) == -1) {
         return -1;
     }
     w->cbyte = 0;
@@ -751,33 +834,21 @@ qcow2_finish (struct image *img)
                 used = (j + 1) * 8;
             }
         }
-        if (write_meta (img, w->io, used,
+        if (write_meta (img, w->io, w->ck ? q->cluster_size : used,
                         (l1c + i) << q->cluster_bits) == -1) {
             return -1;
         }
     }
 
-    /* Size the refcount table: it and the blocks still to write must be
-     * covered by the blocks it lists.  Iterate to a fixed point. */
-    T = 1;
-    B = 1;
-    for (k = 0; k < 64; k++) {
-        total = w->next_cluster + T + B;
-        nb = DIV_ROUND_UP (total, w->rb_entries);
-        if (nb * 8 > QCOW2_MAX_REFTABLE_BYTES) {
-            vmc_error ("%s: qcow2: the refcount table would exceed %" PRIu64
-                       " bytes; use a larger cluster_size", img->filename,
-                       QCOW2_MAX_REFTABLE_BYTES);
-            return -1;
-        }
-        if (nb - w->cur_block + 1 <= B &&
-            DIV_ROUND_UP (nb * 8, q->cluster_size) <= T) {
-            break;
-        }
-        B = MAX (B, nb - w->cur_block + 1);
-        T = MAX (T, DIV_ROUND_UP (nb * 8, q->cluster_size));
+    if (w->ck) {
+        /* The refcount table's region was sized for the largest file
+         * this image can become. */
+        T = w->rt_clusters;
+        rt = w->rt_region;
     }
-    if (alloc_clusters (img, T, &rt) == -1) {
+    else if (reftable_clusters (img, w->next_cluster, w->cur_block,
+                                &T) == -1 ||
+             alloc_clusters (img, T, &rt) == -1) {
         return -1;
     }
     /* The remaining blocks, the last one partial. */
@@ -799,7 +870,7 @@ qcow2_finish (struct image *img)
             put_be64 (w->io + j * 8, w->rtable[i * per + j]);
             used = (j + 1) * 8;
         }
-        if (write_meta (img, w->io, used,
+        if (write_meta (img, w->io, w->ck ? q->cluster_size : used,
                         (rt + i) << q->cluster_bits) == -1) {
             return -1;
         }
@@ -811,6 +882,479 @@ qcow2_finish (struct image *img)
         return -1;
     }
     return write_header (img, rt << q->cluster_bits, T);
+}
+
+/* ------------------------------------------------------------------ */
+/* Checkpoint and resume                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A checkpoint makes everything written so far recoverable from the file
+ * plus a state of QCK_LEN bytes, without rewriting anything big:
+ *
+ *   - the first checkpoint allocates, at the current end, the L1 table
+ *     (its size is fixed) and a refcount table sized for the largest file
+ *     the image can become (every guest cluster, L2 table and refcount
+ *     block, both tables: one 64 KiB cluster covers 16 TiB of file);
+ *   - the current L2 table and the current refcount block get their
+ *     clusters at once instead of when the writer moves past them (it then
+ *     writes them there);
+ *   - what changed since the last checkpoint is written in place, widened
+ *     to 4 KiB: the new L2 entries, the new refcount entries (from the
+ *     last cluster of the previous checkpoint, which packed compressed
+ *     data may have shared since), the new L1 and refcount table entries.
+ *
+ * Nothing else in the file is ever written twice, so the state holds the
+ * allocation point and compressed cursor, where those four tables are, how
+ * far each is valid, and the count of the last cluster.  A checkpoint
+ * costs four writes of a few KiB (plus the core's flush); the first one
+ * also allocates the tables (of L1: 8 bytes per 512 MiB of disk at 64 KiB
+ * clusters), which finish then uses instead of allocating them at the end.
+ *
+ * After a crash the file may hold anything written after the checkpoint:
+ * past the checkpoint's end (resume cuts it off), and in the current L2
+ * table and refcount block, which the writer rewrites in place when it
+ * moves past them.  Resume reads both back, keeps only the entries the
+ * state vouches for (below l2_hi, and below the allocation point with the
+ * last cluster's count from the state), and rewrites them whole.  The L1
+ * and refcount tables are written only by checkpoints and finish; entries
+ * past what the state covers (from a checkpoint that never completed) are
+ * ignored, and finish writes both tables whole.
+ *
+ * With -c, qcow2_pwrite() compresses each batch on both threads, waits for
+ * both and writes the batch before it returns: no compression is in flight
+ * when a checkpoint is taken, and none can be lost by it.
+ */
+
+#define QCK_MAGIC 0x314b4351u   /* "QCK1" */
+
+/* The state, little-endian. */
+enum {
+    QCK_M = 0,                  /* u32 magic */
+    QCK_BITS = 4,               /* u32 cluster_bits */
+    QCK_VERSION = 8,            /* u32 qcow2 version written */
+    QCK_FLAGS = 12,             /* u32 bit 0: -c; bits 8-15: type */
+    QCK_FSIZE = 16,             /* u64 file size at the checkpoint */
+    QCK_NEXT = 24,              /* u64 next_cluster */
+    QCK_CBYTE = 32,             /* u64 compressed cursor */
+    QCK_L1 = 40,                /* u64 cluster of the L1 table */
+    QCK_RT = 48,                /* u64 cluster of the refcount table */
+    QCK_RTC = 56,               /* u64 its clusters */
+    QCK_L1HI = 64,              /* u64 L1 entries on disk */
+    QCK_L2IDX = 72,             /* u64 current L2 table (UINT64_MAX none) */
+    QCK_L2HOST = 80,            /* u64 its offset, 0: not allocated */
+    QCK_L2HI = 88,              /* u64 its entries in use */
+    QCK_BLOCK = 96,             /* u64 current refcount block */
+    QCK_RBHOST = 104,           /* u64 its offset */
+    QCK_LAST = 112,             /* u32 count of the last cluster, 0: 1 */
+    QCK_LEN = 120
+};
+
+static uint32_t
+ck_flags (const struct qcow2_writer *w)
+{
+    return (w->compress ? 1u : 0u) | (uint32_t) w->ctype << 8;
+}
+
+/* Write entries [FROM, TO) of TAB (N entries, host order) as big-endian
+ * u64 into the table at cluster BASE (NCL clusters long), widened to
+ * 4 KiB; entries past N are zeros. */
+static int
+write_span64 (struct image *img, const uint64_t *tab, uint64_t n,
+              uint64_t from, uint64_t to, uint64_t base, uint64_t ncl)
+{
+    struct qcow2 *q = img->priv;
+    struct qcow2_writer *w = q->w;
+    uint64_t b = ROUND_DOWN (from * 8, (uint64_t) 4096);
+    uint64_t end = MIN (ROUND_UP (to * 8, (uint64_t) 4096),
+                        ncl << q->cluster_bits);
+    uint64_t len, i, e;
+
+    if (from >= to) {
+        return 0;
+    }
+    while (b < end) {
+        len = MIN (end - b, q->cluster_size);
+        for (i = 0; i < len / 8; i++) {
+            e = b / 8 + i;
+            put_be64 (w->io + i * 8, e < n ? tab[e] : 0);
+        }
+        if (bdev_pwrite (img->file, w->io, len,
+                         (base << q->cluster_bits) + b) == -1) {
+            return -1;
+        }
+        b += len;
+    }
+    return 0;
+}
+
+/* Write entries [FROM, TO) of the current refcount block in place,
+ * widened to 4 KiB. */
+static int
+write_rb_span (struct image *img, uint64_t from, uint64_t to)
+{
+    struct qcow2 *q = img->priv;
+    struct qcow2_writer *w = q->w;
+    uint64_t b = ROUND_DOWN (from * 2, (uint64_t) 4096);
+    uint64_t end = MIN (ROUND_UP (to * 2, (uint64_t) 4096), q->cluster_size);
+    uint64_t i;
+
+    if (from >= to) {
+        return 0;
+    }
+    for (i = b / 2; i < end / 2; i++) {
+        put_be16 (w->io + i * 2 - b, rb_value (w, i));
+    }
+    return bdev_pwrite (img->file, w->io, end - b,
+                        w->rtable[w->cur_block] + b);
+}
+
+/* The first checkpoint: the L1 table and a refcount table for the largest
+ * file possible get their clusters now, to be updated in place. */
+static int
+ck_regions (struct image *img)
+{
+    struct qcow2 *q = img->priv;
+    struct qcow2_writer *w = q->w;
+    uint64_t n1 = DIV_ROUND_UP (q->l1_size * 8ull, q->cluster_size);
+    uint64_t most, T;
+
+    /* What the file holds, the L1 table, at most one new cluster per
+     * guest cluster (a compressed one starts at most one), one L2 table
+     * per L1 entry; reftable_clusters() adds the blocks and the table. */
+    most = w->next_cluster + n1 + DIV_ROUND_UP (img->size, q->cluster_size) +
+        q->l1_needed;
+    if (reftable_clusters (img, most, w->cur_block, &T) == -1 ||
+        alloc_clusters (img, n1, &w->l1_region) == -1 ||
+        alloc_clusters (img, T, &w->rt_region) == -1) {
+        return -1;
+    }
+    w->rt_clusters = T;
+    w->ck = true;
+    return 0;
+}
+
+int
+qcow2_checkpoint (struct image *img, void *state, size_t *len)
+{
+    struct qcow2 *q = img->priv;
+    struct qcow2_writer *w = q->w;
+    unsigned char *s = state;
+    uint64_t c, first, last;
+
+    if (!w->ck && ck_regions (img) == -1) {
+        return -1;
+    }
+    /* The current L2 table gets its cluster (and its L1 entry) now. */
+    if (w->l2_dirty) {
+        if (w->l2_host == 0) {
+            if (alloc_clusters (img, 1, &c) == -1) {
+                return -1;
+            }
+            w->l2_host = c << q->cluster_bits;
+            w->l2_ck = 0;
+            q->l1[w->l2_index] = w->l2_host | QL2_COPIED;
+            w->l1_hi = MAX (w->l1_hi, w->l2_index + 1);
+        }
+        if (write_span64 (img, w->l2, q->l2_entries, w->l2_ck, w->l2_hi,
+                          w->l2_host >> q->cluster_bits, 1) == -1) {
+            return -1;
+        }
+        w->l2_ck = w->l2_hi;
+    }
+    /* So does the current refcount block, last, since allocating changes
+     * it (and may complete it: then its successor needs one). */
+    for (;;) {
+        if (w->cur_block >= w->rt_clusters * (q->cluster_size / 8)) {
+            vmc_error ("%s: qcow2: internal error: refcount block %" PRIu64
+                       " past the checkpoint's refcount table",
+                       img->filename, w->cur_block);
+            return -1;
+        }
+        if (w->rtable[w->cur_block] != 0) {
+            break;
+        }
+        c = w->next_cluster++;
+        w->rtable[w->cur_block] = c << q->cluster_bits;
+        w->rb_ck = 0;
+        if (settle (img) == -1) {
+            return -1;
+        }
+    }
+    first = w->cur_block * w->rb_entries;
+    last = w->next_cluster - 1 - first;
+    if (write_rb_span (img, w->rb_ck > 0 ? w->rb_ck - 1 : 0,
+                       last + 1) == -1 ||
+        write_span64 (img, q->l1, q->l1_needed, w->l1_ck, w->l1_hi,
+                      w->l1_region,
+                      DIV_ROUND_UP (q->l1_size * 8ull, q->cluster_size)) ==
+        -1 ||
+        write_span64 (img, w->rtable, w->rtable_cap, w->rt_ck,
+                      w->cur_block + 1, w->rt_region, w->rt_clusters) == -1) {
+        return -1;
+    }
+    w->rb_ck = last + 1;
+    w->l1_ck = w->l1_hi;
+    w->rt_ck = w->cur_block + 1;
+
+    memset (s, 0, QCK_LEN);
+    put_le32 (s + QCK_M, QCK_MAGIC);
+    put_le32 (s + QCK_BITS, q->cluster_bits);
+    put_le32 (s + QCK_VERSION, w->version);
+    put_le32 (s + QCK_FLAGS, ck_flags (w));
+    put_le64 (s + QCK_FSIZE, img->file->size);
+    put_le64 (s + QCK_NEXT, w->next_cluster);
+    put_le64 (s + QCK_CBYTE, w->cbyte);
+    put_le64 (s + QCK_L1, w->l1_region);
+    put_le64 (s + QCK_RT, w->rt_region);
+    put_le64 (s + QCK_RTC, w->rt_clusters);
+    put_le64 (s + QCK_L1HI, w->l1_hi);
+    put_le64 (s + QCK_L2IDX, w->l2_index);
+    put_le64 (s + QCK_L2HOST, w->l2_host);
+    put_le64 (s + QCK_L2HI, w->l2_hi);
+    put_le64 (s + QCK_BLOCK, w->cur_block);
+    put_le64 (s + QCK_RBHOST, w->rtable[w->cur_block]);
+    put_le32 (s + QCK_LAST, w->rb[last]);
+    *len = QCK_LEN;
+    return 0;
+}
+
+/* Is OFF the offset of an allocated cluster other than the header, below
+ * the allocation point NEXT? */
+static bool
+ck_cluster_ok (const struct qcow2 *q, uint64_t next, uint64_t off)
+{
+    return IS_ALIGNED (off, q->cluster_size) && off >= q->cluster_size &&
+        (off >> q->cluster_bits) < next;
+}
+
+/* Read the cluster at OFF into BUF; what lies past the end of the file
+ * (a hole that was never written) reads as zeros. */
+static int
+ck_read_cluster (struct image *img, unsigned char *buf, uint64_t off)
+{
+    struct qcow2 *q = img->priv;
+    uint64_t n = 0;
+
+    if (off < img->file->size) {
+        n = MIN (q->cluster_size, img->file->size - off);
+    }
+    memset (buf + n, 0, q->cluster_size - n);
+    return n > 0 ? bdev_pread (img->file, buf, n, off) : 0;
+}
+
+static int
+ck_damaged (const char *what)
+{
+    vmc_error ("qcow2: the checkpoint state or the file is damaged (%s)",
+               what);
+    return -1;
+}
+
+/* The L1 entries [0, l1_hi) and the refcount table entries [0, cur_block]
+ * from their regions, checked. */
+static int
+ck_load_tables (struct image *img, uint64_t rb_host)
+{
+    struct qcow2 *q = img->priv;
+    struct qcow2_writer *w = q->w;
+    uint64_t per = q->cluster_size / 8, i, j, idx, e;
+
+    for (i = 0; i * per < w->l1_hi; i++) {
+        if (ck_read_cluster (img, w->io,
+                             (w->l1_region + i) << q->cluster_bits) == -1) {
+            return -1;
+        }
+        for (j = 0; j < per && (idx = i * per + j) < w->l1_hi; j++) {
+            e = get_be64 (w->io + j * 8);
+            if (e != 0 && ((e & ~(QL1_OFFSET_MASK | QL2_COPIED)) != 0 ||
+                           !(e & QL2_COPIED) ||
+                           !ck_cluster_ok (q, w->next_cluster,
+                                           e & QL1_OFFSET_MASK))) {
+                return ck_damaged ("an L1 entry");
+            }
+            q->l1[idx] = e;
+        }
+    }
+    for (i = 0; i * per <= w->cur_block; i++) {
+        if (ck_read_cluster (img, w->io,
+                             (w->rt_region + i) << q->cluster_bits) == -1) {
+            return -1;
+        }
+        for (j = 0; j < per && (idx = i * per + j) <= w->cur_block; j++) {
+            e = get_be64 (w->io + j * 8);
+            if (idx == w->cur_block ? e != rb_host
+                : !ck_cluster_ok (q, w->next_cluster, e)) {
+                return ck_damaged ("a refcount table entry");
+            }
+            w->rtable[idx] = e;
+        }
+    }
+    return 0;
+}
+
+/* The current L2 table: entries [0, l2_hi) from its cluster, checked, the
+ * rest cleared; written back whole. */
+static int
+ck_load_l2 (struct image *img)
+{
+    struct qcow2 *q = img->priv;
+    struct qcow2_writer *w = q->w;
+    uint64_t end = w->next_cluster << q->cluster_bits, i, e, host, clen;
+
+    if (ck_read_cluster (img, w->io, w->l2_host) == -1) {
+        return -1;
+    }
+    for (i = 0; i < q->l2_entries; i++) {
+        e = i < w->l2_hi ? get_be64 (w->io + i * 8) : 0;
+        if (e & QL2_COMPRESSED) {
+            if (!qcow2_parse_compressed (q, e, &host, &clen) ||
+                (e & QL2_COPIED) || host < q->cluster_size ||
+                host + clen > end) {
+                return ck_damaged ("a compressed L2 entry");
+            }
+        }
+        else if (e != 0 && ((e & ~(QL2_OFFSET_MASK | QL2_COPIED)) != 0 ||
+                            !(e & QL2_COPIED) ||
+                            !ck_cluster_ok (q, w->next_cluster,
+                                            e & QL2_OFFSET_MASK))) {
+            return ck_damaged ("an L2 entry");
+        }
+        w->l2[i] = e;
+    }
+    for (i = 0; i < q->l2_entries; i++) {
+        put_be64 (w->io + i * 8, w->l2[i]);
+    }
+    w->l2_ck = w->l2_hi;
+    w->l2_dirty = w->l2_hi > 0;
+    return bdev_pwrite (img->file, w->io, q->cluster_size, w->l2_host);
+}
+
+/* The current refcount block: the counts below the last cluster from its
+ * cluster, the last one's from the state; written back whole. */
+static int
+ck_load_block (struct image *img, uint32_t last_count)
+{
+    struct qcow2 *q = img->priv;
+    struct qcow2_writer *w = q->w;
+    uint64_t first = w->cur_block * w->rb_entries, i;
+    uint64_t last = w->next_cluster - 1 - first;
+
+    if (ck_read_cluster (img, w->io, w->rtable[w->cur_block]) == -1) {
+        return -1;
+    }
+    for (i = 0; i < w->rb_entries; i++) {
+        w->rb[i] = i < last ? get_be16 (w->io + i * 2)
+            : i == last ? (uint16_t) last_count : 0;
+    }
+    for (i = 0; i < w->rb_entries; i++) {
+        put_be16 (w->io + i * 2, rb_value (w, i));
+    }
+    w->rb_ck = last + 1;
+    return bdev_pwrite (img->file, w->io, q->cluster_size,
+                        w->rtable[w->cur_block]);
+}
+
+int
+qcow2_resume (struct image *img, const struct create_params *p,
+              const void *state, size_t len)
+{
+    const unsigned char *s = state;
+    struct qcow2 *q = img->priv;
+    struct qcow2_writer *w;
+    uint64_t fsize, next, end, n1, per, rb_host, l2_index, l2_host, l2_hi;
+    uint32_t last_count;
+
+    if (qcow2_create (img, p) == -1) {
+        return -1;
+    }
+    w = q->w;
+    if (len != QCK_LEN || get_le32 (s + QCK_M) != QCK_MAGIC) {
+        return ck_damaged ("not a qcow2 state");
+    }
+    if (get_le32 (s + QCK_BITS) != q->cluster_bits ||
+        get_le32 (s + QCK_VERSION) != w->version ||
+        get_le32 (s + QCK_FLAGS) != ck_flags (w)) {
+        vmc_error ("qcow2: the image was started with other options");
+        return -1;
+    }
+    per = q->cluster_size / 8;
+    n1 = DIV_ROUND_UP (q->l1_size * 8ull, q->cluster_size);
+    fsize = get_le64 (s + QCK_FSIZE);
+    next = get_le64 (s + QCK_NEXT);
+    w->cbyte = get_le64 (s + QCK_CBYTE);
+    w->l1_region = get_le64 (s + QCK_L1);
+    w->rt_region = get_le64 (s + QCK_RT);
+    w->rt_clusters = get_le64 (s + QCK_RTC);
+    w->l1_hi = get_le64 (s + QCK_L1HI);
+    l2_index = get_le64 (s + QCK_L2IDX);
+    l2_host = get_le64 (s + QCK_L2HOST);
+    l2_hi = get_le64 (s + QCK_L2HI);
+    w->cur_block = get_le64 (s + QCK_BLOCK);
+    rb_host = get_le64 (s + QCK_RBHOST);
+    last_count = get_le32 (s + QCK_LAST);
+
+    /* Everything is bounded by the allocation point, which is bounded by
+     * what an L2 entry can address. */
+    if (next < 2 || next > (QL2_OFFSET_MASK >> q->cluster_bits)) {
+        return ck_damaged ("allocation point");
+    }
+    end = next << q->cluster_bits;
+    if (fsize > end || w->cbyte > end) {
+        return ck_damaged ("file end");
+    }
+    if (img->file->size < fsize) {
+        vmc_error ("qcow2: the file is shorter than at the checkpoint");
+        return -1;
+    }
+    if (w->l1_region == 0 || w->l1_region > next - n1 ||
+        w->rt_region == 0 || w->rt_clusters == 0 ||
+        w->rt_clusters > next - w->rt_region ||
+        w->rt_clusters * per > w->rtable_cap ||
+        w->l1_hi > q->l1_needed) {
+        return ck_damaged ("tables");
+    }
+    if (w->cur_block >= w->rt_clusters * per ||
+        w->cur_block * w->rb_entries >= next ||
+        next > (w->cur_block + 1) * w->rb_entries ||
+        !ck_cluster_ok (q, next, rb_host) || last_count > 0xffff) {
+        return ck_damaged ("refcount block");
+    }
+    if (l2_index != UINT64_MAX &&
+        (l2_index >= q->l1_needed || l2_hi > q->l2_entries ||
+         (l2_hi > 0 && l2_host == 0) ||
+         (l2_host != 0 && (l2_hi == 0 || l2_index >= w->l1_hi ||
+                           !ck_cluster_ok (q, next, l2_host))) ||
+         (l2_hi > 0 && ((l2_index * q->l2_entries + l2_hi - 1) <<
+                        q->cluster_bits) >= img->write_pos))) {
+        return ck_damaged ("L2 table");
+    }
+    if (l2_index == UINT64_MAX && (l2_host != 0 || l2_hi != 0)) {
+        return ck_damaged ("L2 table");
+    }
+
+    /* Cut off whatever was written after the checkpoint. */
+    if (bdev_truncate (img->file, fsize) == -1) {
+        return -1;
+    }
+    w->next_cluster = next;
+    w->nblocks = w->cur_block;
+    w->ck = true;
+    if (ck_load_tables (img, rb_host) == -1) {
+        return -1;
+    }
+    w->l1_ck = w->l1_hi;
+    w->rt_ck = w->cur_block + 1;
+    w->l2_index = l2_index;
+    w->l2_host = l2_host;
+    w->l2_hi = l2_hi;
+    if (l2_host != 0) {
+        q->l1[l2_index] = l2_host | QL2_COPIED;
+        if (ck_load_l2 (img) == -1) {
+            return -1;
+        }
+    }
+    return ck_load_block (img, last_count);
 }
 
 void

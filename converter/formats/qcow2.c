@@ -1211,4 +1211,6 @@ const struct image_format format_qcow2 = {
     .create = qcow2_create,
     .pwrite = qcow2_pwrite,
     .finish = qcow2_finish,
+    .checkpoint = qcow2_checkpoint,
+    .resume = qcow2_resume,
 };

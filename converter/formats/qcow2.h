@@ -173,6 +173,9 @@ int qcow2_create (struct image *img, const struct create_params *p);
 int qcow2_pwrite (struct image *img, const void *buf, size_t count,
                   uint64_t offset);
 int qcow2_finish (struct image *img);
+int qcow2_checkpoint (struct image *img, void *state, size_t *len);
+int qcow2_resume (struct image *img, const struct create_params *p,
+                  const void *state, size_t len);
 void qcow2_writer_free (struct image *img);
 
 #endif

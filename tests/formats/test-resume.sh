@@ -18,6 +18,7 @@ while read -r name fmt opts check; do
     case $opts in
     -) ;;
     -c) set -- "$@" -c ;;
+    -c,*) set -- "$@" -c -o "${opts#-c,}" ;;
     *) set -- "$@" -o "$opts" ;;
     esac
     # shellcheck disable=SC2086 # the cut list is several arguments
@@ -43,5 +44,10 @@ vdi-static vdi static=on yes
 vhdx vhdx - yes
 vhdx-1m vhdx block_size=1M yes
 vhdx-fixed vhdx subformat=fixed yes
+qcow2 qcow2 - yes
+qcow2-2M qcow2 cluster_size=2M yes
+qcow2-zstd qcow2 -c,compression_type=zstd yes
+qcow2-zlib qcow2 -c yes
+qcow2-v2 qcow2 compat=0.10 yes
 EOT
 [ "$(hash_of "$T/ref.raw")" = "$before" ] || fail "source modified"
