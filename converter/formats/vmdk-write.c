@@ -35,6 +35,9 @@
  *   0        header (version 3, flags: newline test, compressed grains,
  *            markers; gdOffset GD_AT_END; compressAlgorithm deflate)
  *   1..      embedded descriptor, createType="streamOptimized"
+ *   then     zeros: room for a copy of the grain directory that only
+ *            checkpoints use (see "checkpoint / resume"); the overhead
+ *            stays 64 KiB up to ~500 GiB disks
  *   overHead grains, each "u64 lba, u32 size, zlib stream" padded to a
  *            sector, in guest order; after the grains of each grain
  *            table's range: a GT marker sector and the grain table
@@ -105,11 +108,12 @@ struct vmdk_writer {
     uint32_t gt[VMDK_GTES_PER_GT];
     bool gt_used;
 
+    struct vmdk_header hdr;     /* the header written */
+
     /* monolithicSparse */
     uint64_t gt_base, rgt_base; /* sectors of the tables */
 
     /* streamOptimized */
-    struct vmdk_header hdr;
     uint32_t *gd;
     unsigned char *out;         /* pending output at next_sector */
     size_t out_len;
@@ -126,6 +130,12 @@ struct vmdk_writer {
     pthread_cond_t cond;
     unsigned gen, done_gen;     /* job posted / job finished */
     bool quit, zfail;
+
+    /* Checkpoints (see "checkpoint / resume" below). */
+    bool ck;                    /* a checkpoint was taken (or resumed) */
+    uint64_t ckgd_sector;       /* streamOptimized: the checkpoints' copy
+                                 * of the grain directory, in the overhead */
+    uint64_t gd_ck;             /* its entries below this are on disk */
 };
 
 static void
@@ -616,12 +626,38 @@ write_gd (struct image *img, uint64_t sector, uint64_t n_gt, uint64_t base)
     return 0;
 }
 
+static uint64_t
+gd_sector_count (const struct vmdk_writer *w)
+{
+    return DIV_ROUND_UP (w->n_gt * 4, (uint64_t) VMDK_SECTOR);
+}
+
+/* Resuming: the header the file starts with must be H, the one create
+ * wrote. */
+static int
+header_check (struct image *img, const struct vmdk_header *h)
+{
+    unsigned char want[VMDK_SECTOR], got[VMDK_SECTOR];
+
+    if (bdev_pread (img->file, got, sizeof got, 0) == -1) {
+        return -1;
+    }
+    vmdk_header_encode (want, h);
+    if (memcmp (want, got, sizeof want) != 0) {
+        vmc_error ("vmdk: the file to resume was not started with these "
+                   "options, or its header is damaged");
+        return -1;
+    }
+    return 0;
+}
+
+/* monolithicSparse: the header, descriptor and both directories are
+ * written now (when resuming, checked instead). */
 static int
 create_sparse (struct image *img, struct vmdk_writer *w, const char *desc,
-               size_t desc_len, bool zeroed)
+               size_t desc_len, bool zeroed, bool resume)
 {
     unsigned char hb[VMDK_SECTOR];
-    uint64_t gd_sectors = DIV_ROUND_UP (w->n_gt * 4, (uint64_t) VMDK_SECTOR);
     struct vmdk_header h = { 0 };
 
     h.magic = VMDK_MAGIC;
@@ -634,13 +670,14 @@ create_sparse (struct image *img, struct vmdk_writer *w, const char *desc,
     h.desc_size = W_DESC_SECTORS;
     h.num_gtes_per_gt = VMDK_GTES_PER_GT;
     h.rgd_offset = 1 + W_DESC_SECTORS;
-    w->rgt_base = h.rgd_offset + gd_sectors;
+    w->rgt_base = h.rgd_offset + gd_sector_count (w);
     h.gd_offset = w->rgt_base + w->n_gt * W_GT_SECTORS;
-    w->gt_base = h.gd_offset + gd_sectors;
+    w->gt_base = h.gd_offset + gd_sector_count (w);
     h.overhead = ROUND_UP (w->gt_base + w->n_gt * W_GT_SECTORS,
                            (uint64_t) W_GRAIN_SECTORS);
     memcpy (h.nl, "\n \r\n", 4);
     h.compress = VMDK_COMPRESS_NONE;
+    w->hdr = h;
     w->next_sector = h.overhead;
     if (h.overhead + w->capacity > W_MAX_SPARSE_SECTORS) {
         vmc_error ("vmdk: monolithicSparse holds at most 2 TiB (grain "
@@ -651,6 +688,9 @@ create_sparse (struct image *img, struct vmdk_writer *w, const char *desc,
     if (w->tail == NULL) {
         vmc_perror ("vmdk");
         return -1;
+    }
+    if (resume) {
+        return header_check (img, &h);
     }
     /* Grain tables never written must read as zeros: a hole in a file;
      * on a block device, bdev_pwrite zeroes what the first grain skips. */
@@ -664,9 +704,12 @@ create_sparse (struct image *img, struct vmdk_writer *w, const char *desc,
     return 0;
 }
 
+/* streamOptimized: the header, the descriptor and zeros up to the first
+ * grain start the stream (when resuming, the header is checked instead
+ * and the stream goes on where the checkpoint left it). */
 static int
 create_stream (struct image *img, struct vmdk_writer *w, const char *desc,
-               size_t desc_len)
+               size_t desc_len, bool resume)
 {
     struct vmdk_header *h = &w->hdr;
     unsigned char *head;
@@ -682,11 +725,32 @@ create_stream (struct image *img, struct vmdk_writer *w, const char *desc,
     h->num_gtes_per_gt = VMDK_GTES_PER_GT;
     h->rgd_offset = 0;
     h->gd_offset = VMDK_GD_AT_END;
-    h->overhead = ROUND_UP (1 + h->desc_size, (uint64_t) W_GRAIN_SECTORS);
     memcpy (h->nl, "\n \r\n", 4);
     h->compress = VMDK_COMPRESS_DEFLATE;
     if (w->capacity > W_MAX_STREAM_SECTORS) {
         vmc_error ("vmdk: streamOptimized images are limited to 64 TiB here");
+        return -1;
+    }
+    if (resume) {
+        /* The descriptor's length depends on the name it was made with. */
+        unsigned char b[VMDK_SECTOR];
+        struct vmdk_header fh;
+
+        if (bdev_pread (img->file, b, sizeof b, 0) == -1) {
+            return -1;
+        }
+        vmdk_header_decode (b, &fh);
+        if (fh.desc_size >= 1 && fh.desc_size <= W_DESC_SECTORS) {
+            h->desc_size = fh.desc_size;
+        }
+    }
+    /* Room for the checkpoints' copy of the grain directory between the
+     * descriptor and the first grain (readers go by overHead): it only
+     * makes the overhead grow past 64 KiB for disks over ~500 GiB. */
+    w->ckgd_sector = 1 + h->desc_size;
+    h->overhead = ROUND_UP (w->ckgd_sector + gd_sector_count (w),
+                            (uint64_t) W_GRAIN_SECTORS);
+    if (resume && header_check (img, h) == -1) {
         return -1;
     }
     w->gd = image_alloc_table (img, "grain directory", w->n_gt, 4,
@@ -715,19 +779,21 @@ create_stream (struct image *img, struct vmdk_writer *w, const char *desc,
         vmc_perror ("vmdk");
         return -1;
     }
-    /* Header, descriptor, and zeros up to the first grain. */
-    head = calloc (h->overhead, VMDK_SECTOR);
-    if (head == NULL) {
-        vmc_perror ("vmdk");
-        return -1;
-    }
-    vmdk_header_encode (head, h);
-    memcpy (head + VMDK_SECTOR, desc, desc_len);
-    w->next_sector = 0;
-    err = emit (img, head, h->overhead * VMDK_SECTOR);
-    free (head);
-    if (err == -1) {
-        return -1;
+    if (!resume) {
+        /* Header, descriptor, and zeros up to the first grain. */
+        head = calloc (h->overhead, VMDK_SECTOR);
+        if (head == NULL) {
+            vmc_perror ("vmdk");
+            return -1;
+        }
+        vmdk_header_encode (head, h);
+        memcpy (head + VMDK_SECTOR, desc, desc_len);
+        w->next_sector = 0;
+        err = emit (img, head, h->overhead * VMDK_SECTOR);
+        free (head);
+        if (err == -1) {
+            return -1;
+        }
     }
     pthread_mutex_init (&w->lock, NULL);
     pthread_cond_init (&w->cond, NULL);
@@ -737,8 +803,10 @@ create_stream (struct image *img, struct vmdk_writer *w, const char *desc,
     return 0;
 }
 
-int
-vmdk_create (struct image *img, const struct create_params *p)
+/* Create, or (RESUME) set up the writer for a file create made with the
+ * same parameters, writing nothing. */
+static int
+writer_setup (struct image *img, const struct create_params *p, bool resume)
 {
     struct vmdk *v = img->priv;
     struct vmdk_writer *w;
@@ -835,8 +903,8 @@ vmdk_create (struct image *img, const struct create_params *p)
         vmc_error ("vmdk: descriptor does not fit");
         return -1;
     }
-    if ((stream ? create_stream (img, w, desc, desc_len)
-         : create_sparse (img, w, desc, desc_len, zeroed)) == -1) {
+    if ((stream ? create_stream (img, w, desc, desc_len, resume)
+         : create_sparse (img, w, desc, desc_len, zeroed, resume)) == -1) {
         return -1;
     }
     /* The virtual size stays what was asked; the header's capacity is
@@ -846,6 +914,12 @@ vmdk_create (struct image *img, const struct create_params *p)
     snprintf (img->subformat, sizeof img->subformat, "%s",
               stream ? "streamOptimized" : "monolithicSparse");
     return 0;
+}
+
+int
+vmdk_create (struct image *img, const struct create_params *p)
+{
+    return writer_setup (img, p, false);
 }
 
 int
@@ -892,7 +966,319 @@ vmdk_finish (struct image *img)
         out_flush (img) == -1) {
         return -1;
     }
+    if (w->ck) {
+        /* The checkpoints' copy of the directory goes: the overhead reads
+         * as zeros past the descriptor, as without checkpoints. */
+        static const unsigned char zeros[4096];
+
+        for (i = 0; i < gd_sectors * VMDK_SECTOR; i += k) {
+            k = MIN (gd_sectors * VMDK_SECTOR - i, (uint64_t) sizeof zeros);
+            if (bdev_pwrite (img->file, zeros, k,
+                             w->ckgd_sector * VMDK_SECTOR + i) == -1) {
+                return -1;
+            }
+        }
+    }
     return bdev_truncate (img->file, w->next_sector * VMDK_SECTOR);
+}
+
+/* ---- checkpoint / resume ---- */
+
+/*
+ * monolithicSparse: the grain directories and tables have fixed places,
+ * grains are appended.  A checkpoint writes the current grain table in
+ * place (both copies, 4 KiB); the state is the append point and the file
+ * size.  After a crash, grains appended since are past that size (resume
+ * cuts them off), and the writer may have written grain tables in place
+ * for grains at or past the checkpoint position: resume keeps the tables
+ * before the position's, reads that one back without its entries for
+ * grains at or past the position (the ones before are checked against the
+ * append point), and makes every later table read as zeros again (writing
+ * zeros where the file has data there).
+ *
+ * streamOptimized: the stream is only appended to, so resume cuts it at
+ * the checkpoint's end and goes on emitting grains and markers from
+ * there.  What the writer holds in memory must survive: the current grain
+ * table (up to 2 KiB, kept in the state) and the grain directory, which
+ * grows with the disk.  Its entries for the tables written so far also go
+ * to a spare area in the overhead (between the descriptor and the first
+ * grain, which readers skip), written in place: a checkpoint writes only
+ * the entries new since the last one (widened to 4 KiB).  Finish zeroes
+ * the area again.  Buffered output is flushed by the checkpoint.
+ *
+ * Neither has grains in flight at a checkpoint: vmdk_pwrite() compresses
+ * and emits each batch before it returns.
+ */
+
+#define VCK_MAGIC 0x314b4356u   /* "VCK1" */
+
+/* The state, little-endian. */
+enum {
+    VCK_M = 0,                  /* u32 magic */
+    VCK_STREAM = 4,             /* u32 1: streamOptimized */
+    VCK_CAP = 8,                /* u64 capacity, sectors */
+    VCK_FSIZE = 16,             /* u64 file size at the checkpoint */
+    VCK_NEXT = 24,              /* u64 next_sector */
+    VCK_CURGT = 32,             /* u64 stream: current table, or ~0 */
+    VCK_GDCK = 40,              /* u64 stream: directory entries on disk */
+    VCK_NGTE = 48,              /* u32 stream: entries of the current
+                                 * table that follow */
+    VCK_GTE = 56,               /* u32 each */
+    VCK_MAXLEN = VCK_GTE + VMDK_GT_BYTES
+};
+
+/* Write entries [FROM, TO) of the grain directory into the checkpoints'
+ * area, widened to 4 KiB of it. */
+static int
+write_ckgd (struct image *img, uint64_t from, uint64_t to)
+{
+    struct vmdk_writer *w = ((struct vmdk *) img->priv)->w;
+    uint32_t chunk[1024];
+    uint64_t b = ROUND_DOWN (from * 4, (uint64_t) sizeof chunk);
+    uint64_t end = MIN (ROUND_UP (to * 4, (uint64_t) sizeof chunk),
+                        gd_sector_count (w) * VMDK_SECTOR);
+    uint64_t n, i, e;
+
+    for (; from < to && b < end; b += n) {
+        n = MIN (end - b, (uint64_t) sizeof chunk);
+        for (i = 0; i < n / 4; i++) {
+            e = b / 4 + i;
+            chunk[i] = htole32 (e < w->n_gt ? w->gd[e] : 0);
+        }
+        if (bdev_pwrite (img->file, chunk, n,
+                         w->ckgd_sector * VMDK_SECTOR + b) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+vmdk_checkpoint (struct image *img, void *state, size_t *len)
+{
+    struct vmdk_writer *w = ((struct vmdk *) img->priv)->w;
+    unsigned char *s = state;
+    uint64_t done;
+    uint32_t n = 0, j;
+
+    memset (s, 0, VCK_GTE);
+    if (!w->stream) {
+        /* The current table, in place; every earlier one is written. */
+        if (flush_gt (img) == -1) {
+            return -1;
+        }
+    }
+    else {
+        /* The tables before the current one are in the stream. */
+        done = w->cur_gt < 0 ? 0 : (uint64_t) w->cur_gt;
+        if (out_flush (img) == -1 || write_ckgd (img, w->gd_ck, done) == -1) {
+            return -1;
+        }
+        w->gd_ck = done;
+        if (w->gt_used) {
+            for (j = 0; j < VMDK_GTES_PER_GT; j++) {
+                if (w->gt[j] != 0) {
+                    n = j + 1;
+                }
+            }
+        }
+        for (j = 0; j < n; j++) {
+            put_le32 (s + VCK_GTE + j * 4, w->gt[j]);
+        }
+        put_le32 (s + VCK_STREAM, 1);
+        put_le64 (s + VCK_CURGT, (uint64_t) w->cur_gt);
+        put_le64 (s + VCK_GDCK, w->gd_ck);
+        put_le32 (s + VCK_NGTE, n);
+    }
+    w->ck = true;
+    put_le32 (s + VCK_M, VCK_MAGIC);
+    put_le64 (s + VCK_CAP, w->capacity);
+    put_le64 (s + VCK_FSIZE, img->file->size);
+    put_le64 (s + VCK_NEXT, w->next_sector);
+    *len = VCK_GTE + (size_t) n * 4;
+    return 0;
+}
+
+static int
+vck_damaged (const char *what)
+{
+    vmc_error ("vmdk: the checkpoint state or the file is damaged (%s)",
+               what);
+    return -1;
+}
+
+/* Is a grain table entry for a grain below the checkpoint sane: 0, or a
+ * whole grain between the overhead and the append point? */
+static bool
+sparse_gte_ok (const struct vmdk_writer *w, uint32_t e)
+{
+    return e == 0 || (e >= w->hdr.overhead && e % W_GRAIN_SECTORS == 0 &&
+                      e + (uint64_t) W_GRAIN_SECTORS <= w->next_sector);
+}
+
+/* Make [OFF, OFF + LEN) of the file read as zeros, writing zeros only
+ * where it has data (tables written after the checkpoint): the rest is
+ * holes already. */
+static int
+zero_data (struct image *img, uint64_t off, uint64_t len)
+{
+    static const unsigned char zeros[65536];
+    uint64_t end = MIN (off + len, img->file->size), data, hole, n;
+
+    while (off < end) {
+        if (bdev_next_data (img->file, off, &data) == -1) {
+            return -1;
+        }
+        if (data >= end) {
+            break;
+        }
+        if (bdev_next_hole (img->file, data, &hole) == -1) {
+            return -1;
+        }
+        hole = hole > data ? MIN (hole, end) : end;
+        for (; data < hole; data += n) {
+            n = MIN (hole - data, (uint64_t) sizeof zeros);
+            if (bdev_pwrite (img->file, zeros, n, data) == -1) {
+                return -1;
+            }
+        }
+        off = hole;
+    }
+    return 0;
+}
+
+/* monolithicSparse: the table of the checkpoint's position back from the
+ * file (only its entries for grains before the position), later ones
+ * zeroed. */
+static int
+resume_sparse (struct image *img)
+{
+    struct vmdk_writer *w = ((struct vmdk *) img->priv)->w;
+    uint64_t first = DIV_ROUND_UP (img->write_pos, (uint64_t) W_GRAIN);
+    uint64_t gt = first / VMDK_GTES_PER_GT, off, n;
+    unsigned char t[VMDK_GT_BYTES];
+    unsigned j;
+
+    if (gt >= w->n_gt) {
+        return 0;               /* everything was written */
+    }
+    off = (w->gt_base + gt * W_GT_SECTORS) * VMDK_SECTOR;
+    n = off < img->file->size ? MIN (sizeof t, img->file->size - off) : 0;
+    memset (t + n, 0, sizeof t - n);
+    if (n > 0 && bdev_pread (img->file, t, n, off) == -1) {
+        return -1;
+    }
+    for (j = 0; j < VMDK_GTES_PER_GT; j++) {
+        w->gt[j] = gt * VMDK_GTES_PER_GT + j < first ? get_le32 (t + j * 4)
+            : 0;
+        if (!sparse_gte_ok (w, w->gt[j])) {
+            return vck_damaged ("a grain table entry");
+        }
+        w->gt_used = w->gt_used || w->gt[j] != 0;
+    }
+    w->cur_gt = (int64_t) gt;
+    n = (w->n_gt - gt) * VMDK_GT_BYTES;
+    if (zero_data (img, (w->gt_base + gt * W_GT_SECTORS) * VMDK_SECTOR,
+                   n) == -1 ||
+        zero_data (img, (w->rgt_base + gt * W_GT_SECTORS) * VMDK_SECTOR,
+                   n) == -1) {
+        return -1;
+    }
+    return flush_gt (img);
+}
+
+/* streamOptimized: the directory from the checkpoints' area (the entries
+ * the state covers), the current table from the state. */
+static int
+resume_stream (struct image *img, const unsigned char *s, size_t len)
+{
+    struct vmdk_writer *w = ((struct vmdk *) img->priv)->w;
+    uint64_t cur = get_le64 (s + VCK_CURGT), gdck = get_le64 (s + VCK_GDCK);
+    uint64_t first = DIV_ROUND_UP (img->write_pos, (uint64_t) W_GRAIN);
+    uint64_t i, k, e, lo = w->hdr.overhead;
+    uint32_t n = get_le32 (s + VCK_NGTE), chunk[1024];
+
+    if (n > VMDK_GTES_PER_GT || len != VCK_GTE + (size_t) n * 4 ||
+        (cur != UINT64_MAX && cur >= w->n_gt) ||
+        gdck > (cur == UINT64_MAX ? 0 : cur) ||
+        (n > 0 && cur == UINT64_MAX)) {
+        return vck_damaged ("grain tables");
+    }
+    for (i = 0; i < gdck; i += k) {
+        k = MIN (gdck - i, (uint64_t) (sizeof chunk / 4));
+        if (bdev_pread (img->file, chunk, k * 4,
+                        w->ckgd_sector * VMDK_SECTOR + i * 4) == -1) {
+            return -1;
+        }
+        for (uint64_t j = 0; j < k; j++) {
+            /* A table follows its marker, inside the stream. */
+            e = le32toh (chunk[j]);
+            if (e != 0 && (e < lo + 1 || e + W_GT_SECTORS > w->next_sector)) {
+                return vck_damaged ("a grain directory entry");
+            }
+            w->gd[i + j] = (uint32_t) e;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        /* A grain's marker, inside the stream, for a grain before the
+         * checkpoint. */
+        e = get_le32 (s + VCK_GTE + i * 4);
+        if (e != 0 && (e < lo || e >= w->next_sector ||
+                       cur * VMDK_GTES_PER_GT + i >= first)) {
+            return vck_damaged ("a grain table entry");
+        }
+        w->gt[i] = (uint32_t) e;
+        w->gt_used = w->gt_used || e != 0;
+    }
+    w->cur_gt = cur == UINT64_MAX ? -1 : (int64_t) cur;
+    w->gd_ck = gdck;
+    return 0;
+}
+
+int
+vmdk_resume (struct image *img, const struct create_params *p,
+             const void *state, size_t len)
+{
+    struct vmdk_writer *w;
+    const unsigned char *s = state;
+    uint64_t fsize, next;
+
+    if (writer_setup (img, p, true) == -1) {
+        return -1;
+    }
+    w = ((struct vmdk *) img->priv)->w;
+    if (len < VCK_GTE || len > VCK_MAXLEN || get_le32 (s + VCK_M) != VCK_MAGIC ||
+        get_le32 (s + VCK_STREAM) != (w->stream ? 1u : 0u) ||
+        get_le64 (s + VCK_CAP) != w->capacity) {
+        return vck_damaged ("not a state for this image");
+    }
+    fsize = get_le64 (s + VCK_FSIZE);
+    next = get_le64 (s + VCK_NEXT);
+    /* The append point: past the overhead, on a grain for
+     * monolithicSparse; the end of the stream for streamOptimized. */
+    if (next < w->hdr.overhead || next > UINT32_MAX ||
+        (!w->stream && next % W_GRAIN_SECTORS != 0) ||
+        (w->stream ? fsize != next * VMDK_SECTOR
+         : fsize > next * VMDK_SECTOR)) {
+        return vck_damaged ("file end");
+    }
+    if (img->file->size < fsize) {
+        vmc_error ("vmdk: the file is shorter than at the checkpoint");
+        return -1;
+    }
+    /* Cut off whatever was written after the checkpoint. */
+    if (bdev_truncate (img->file, fsize) == -1) {
+        return -1;
+    }
+    w->next_sector = next;
+    w->ck = true;
+    if (w->stream) {
+        return resume_stream (img, s, len);
+    }
+    if (len != VCK_GTE) {
+        return vck_damaged ("not a state for this image");
+    }
+    return resume_sparse (img);
 }
 
 void

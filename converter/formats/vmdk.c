@@ -640,4 +640,6 @@ const struct image_format format_vmdk = {
     .create = vmdk_create,
     .pwrite = vmdk_pwrite,
     .finish = vmdk_finish,
+    .checkpoint = vmdk_checkpoint,
+    .resume = vmdk_resume,
 };

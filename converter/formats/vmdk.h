@@ -296,6 +296,9 @@ int vmdk_create (struct image *img, const struct create_params *p);
 int vmdk_pwrite (struct image *img, const void *buf, size_t count,
                  uint64_t offset);
 int vmdk_finish (struct image *img);
+int vmdk_checkpoint (struct image *img, void *state, size_t *len);
+int vmdk_resume (struct image *img, const struct create_params *p,
+                 const void *state, size_t len);
 void vmdk_writer_free (struct vmdk_writer *w);
 
 #endif

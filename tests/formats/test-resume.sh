@@ -49,5 +49,7 @@ qcow2-2M qcow2 cluster_size=2M yes
 qcow2-zstd qcow2 -c,compression_type=zstd yes
 qcow2-zlib qcow2 -c yes
 qcow2-v2 qcow2 compat=0.10 yes
+vmdk vmdk subformat=monolithicSparse yes
+vmdk-stream vmdk subformat=streamOptimized yes
 EOT
 [ "$(hash_of "$T/ref.raw")" = "$before" ] || fail "source modified"
