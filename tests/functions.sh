@@ -30,7 +30,7 @@ _run_cleanups () {
     printf '%s\n' "$_cleanups" | while IFS= read -r _c; do
         [ -n "$_c" ] && eval "$_c"
     done
-    rm -rf "$T"
+    [ -n "${KEEP_T:-}" ] || rm -rf "$T"
     exit "$_status"
 }
 trap _run_cleanups EXIT

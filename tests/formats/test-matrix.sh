@@ -58,7 +58,7 @@ vdi vdi - yes
 n=0
 for src in "$T"/src-*; do
     case $src in
-    *-s0[0-9][0-9].vmdk | *-f0[0-9][0-9].vmdk | *-flat.vmdk) continue ;;
+    *-s0[0-9][0-9] | *-f0[0-9][0-9] | *-flat-flat) continue ;;
     esac
     sname=${src##*/src-}
     while read -r tname tfmt topts tcheck; do
