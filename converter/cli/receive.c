@@ -23,6 +23,7 @@ receive_usage (FILE *fp)
              "         [--format FMT] [-o KEY=VAL,...] [--tokens FILE]\n"
              "         [--cert FILE --key FILE] [--client-ca FILE]\n"
              "         [--idle-timeout SECONDS] [--max-connections N]\n"
+             "         [--ack-bytes SIZE] [--ack-ms MS]\n"
              "\n"
              "Receive disks from `vmconvert send` over TLS 1.3 and write each\n"
              "job into DIR/JOB/ (one image per disk, and job.json).  Prints\n"
@@ -45,6 +46,10 @@ receive_usage (FILE *fp)
              "                         this CA (instead of, or besides, tokens)\n"
              "  --idle-timeout SECONDS drop a silent sender (default 60)\n"
              "  --max-connections N    refuse more at once (default 256)\n"
+             "  --ack-bytes SIZE       make data durable and acknowledge it\n"
+             "                         at least every SIZE bytes (default\n"
+             "                         64M) ...\n"
+             "  --ack-ms MS            ... and every MS milliseconds (1000)\n"
              "  -h, --help             this text\n", PROTO_DEFAULT_PORT);
 }
 
