@@ -31,6 +31,7 @@ ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wvla \
 LDLIBS     = $(PKG_LIBS) -lpthread
 
 LIB_SRCS   := $(sort $(wildcard converter/lib/*.c converter/formats/*.c \
+                                 converter/fs/*.c converter/part/*.c \
                                  network/*.c))
 CLI_SRCS   := $(sort $(wildcard converter/cli/*.c))
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))

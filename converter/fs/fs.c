@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <string.h>
+
+#include "../lib/error.h"
+#include "../lib/image.h"
+#include "fs.h"
+
+extern const struct fs_type fs_swap;
+
+/* In probing order: types whose magic is at a fixed place first. */
+const struct fs_type *const fs_types[] = {
+    &fs_swap,
+    NULL,
+};
+
+static int
+image_volume_pread (const struct volume *v, void *buf, size_t count,
+                    uint64_t offset)
+{
+    if (offset > v->size || count > v->size - offset) {
+        vmc_error ("%s: read of %zu bytes at %llu is past its end (%llu)",
+                   v->name, count, (unsigned long long) offset,
+                   (unsigned long long) v->size);
+        return -1;
+    }
+    return image_pread (v->img, buf, count, v->img_offset + offset);
+}
+
+void
+volume_of_image (struct volume *v, const char *name, struct image *img,
+                 uint64_t offset, uint64_t size)
+{
+    memset (v, 0, sizeof *v);
+    snprintf (v->name, sizeof v->name, "%s", name);
+    v->size = size;
+    v->pread = image_volume_pread;
+    v->img = img;
+    v->img_offset = offset;
+}
+
+int
+fs_identify (const struct volume *v, struct fs_result *r)
+{
+    memset (r, 0, sizeof *r);
+    for (size_t i = 0; fs_types[i] != NULL; i++) {
+        const struct fs_type *t = fs_types[i];
+        int p = t->probe (v);
+
+        if (p < 0)
+            return -1;
+        if (p == 0)
+            continue;
+        snprintf (r->type, sizeof r->type, "%s", t->name);
+        if (t->used (v, r) < 0) {
+            fs_result_free (r);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf (r->type, sizeof r->type, "unknown");
+    r->all_used = true;
+    snprintf (r->why, sizeof r->why, "no filesystem recognised");
+    return 0;
+}
+
+void
+fs_result_free (struct fs_result *r)
+{
+    rangeset_free (&r->used);
+}
