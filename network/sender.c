@@ -157,7 +157,12 @@ report_progress (struct sender *s, bool force)
     double t = now (), el = t - s->start_time, rate, pct;
     long eta;
 
-    if (s->c->progress == PROGRESS_NONE || (!force && t - s->last_report < 0.5)) {
+    /* Text on a terminal: one line redrawn twice a second; in a log: a
+     * new line every 10 seconds. */
+    if (s->c->progress == PROGRESS_NONE ||
+        (!force && t - s->last_report <
+         (s->c->progress == PROGRESS_TEXT && !isatty (STDERR_FILENO)
+          ? 10.0 : 0.5))) {
         return;
     }
     s->last_report = t;
@@ -174,10 +179,13 @@ report_progress (struct sender *s, bool force)
                  d->acked, d->size, pct, rate, eta);
     }
     else {
-        fprintf (stderr, "\rdisk %" PRIu32 "/%u %s: %6.2f%%  %8.1f MB/s  ETA "
-                 "%ld:%02ld:%02ld ", s->cur_disk + 1, s->ndisks, d->path, pct,
-                 rate, eta / 3600, eta / 60 % 60, eta % 60);
-        s->progress_shown = true;
+        bool tty = isatty (STDERR_FILENO);
+
+        fprintf (stderr, "%sdisk %" PRIu32 "/%u %s: %6.2f%%  %8.1f MB/s  ETA "
+                 "%ld:%02ld:%02ld%s", tty ? "\r" : "", s->cur_disk + 1,
+                 s->ndisks, d->path, pct, rate, eta / 3600, eta / 60 % 60,
+                 eta % 60, tty ? " " : "\n");
+        s->progress_shown = tty;
     }
 }
 

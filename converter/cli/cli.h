@@ -39,6 +39,7 @@ struct progress {
     double last;
     uint64_t last_done;
     bool shown;
+    bool tty;                   /* stderr is a terminal: redraw one line */
 };
 void progress_start (struct progress *p, const char *label);
 void progress_update (void *opaque, uint64_t done, uint64_t total);

@@ -47,6 +47,7 @@ progress_start (struct progress *p, const char *label)
     p->start = p->last = now_seconds ();
     p->last_done = 0;
     p->shown = false;
+    p->tty = isatty (STDERR_FILENO);
 }
 
 void
@@ -56,7 +57,9 @@ progress_update (void *opaque, uint64_t done, uint64_t total)
     double t = now_seconds (), el = t - p->start, rate, pct;
     long eta;
 
-    if (t - p->last < 0.25 && done < total) {
+    /* A terminal gets a line redrawn 4 times a second; a log file a new
+     * line every 10 seconds, so it stays readable. */
+    if (t - p->last < (p->tty ? 0.25 : 10.0) && done < total) {
         return;
     }
     p->last = t;
@@ -64,10 +67,12 @@ progress_update (void *opaque, uint64_t done, uint64_t total)
     pct = total > 0 ? 100.0 * (double) done / (double) total : 100.0;
     rate = el > 0 ? (double) done / el / 1e6 : 0;
     eta = rate > 0 ? (long) ((double) (total - done) / 1e6 / rate) : 0;
-    fprintf (stderr, "\r%s%s%6.2f%%  %8.1f MB/s  ETA %ld:%02ld:%02ld ",
+    fprintf (stderr, "%s%s%s%6.2f%%  %8.1f MB/s  ETA %ld:%02ld:%02ld%s",
+             p->tty ? "\r" : "",
              p->label != NULL ? p->label : "", p->label != NULL ? " " : "",
-             pct, rate, eta / 3600, eta / 60 % 60, eta % 60);
-    p->shown = true;
+             pct, rate, eta / 3600, eta / 60 % 60, eta % 60,
+             p->tty ? " " : "\n");
+    p->shown = p->tty;
 }
 
 void
