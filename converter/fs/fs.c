@@ -7,10 +7,14 @@
 #include "fs.h"
 
 extern const struct fs_type fs_swap;
+extern const struct fs_type fs_exfat;
+extern const struct fs_type fs_fat;
 
 /* In probing order: types whose magic is at a fixed place first. */
 const struct fs_type *const fs_types[] = {
     &fs_swap,
+    &fs_exfat,      /* "EXFAT   " at 3: before FAT, whose probe is weaker */
+    &fs_fat,        /* last: a BPB is recognised by its geometry alone */
     NULL,
 };
 
