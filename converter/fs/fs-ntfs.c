@@ -368,6 +368,9 @@ find_attr (struct ntfs *n, const char *what, const unsigned char *rec,
                 a->init_size = get_le64 (h + 0x38);
                 if (mp < 0x40 || mp >= alen)
                     return bad (n, "%s: bad mapping pairs offset", what);
+                if (low == 0 && high == UINT64_MAX && alloc == 0 &&
+                    a->data_size == 0 && h[mp] == 0)
+                    return 0;           /* empty: no runs */
                 if (low > high + 1 || high >= n->nclusters * 2ull + 1 ||
                     a->init_size > a->data_size || a->data_size > alloc)
                     return bad (n, "%s: bad non-resident header", what);
@@ -546,10 +549,10 @@ check_logfile (struct ntfs *n, const struct attr *log)
             uint64_t l = size - off < CHUNK ? size - off : CHUNK;
 
             rc = read_attr (n, "$LogFile", log, off, l, pg);
-            for (uint64_t i = 0; rc == 0 && i < l; i++)
-                if (pg[i] != 0xff)
-                    rc = bad (n, "$LogFile neither empty nor with a restart "
-                              "page");
+            /* All bytes 0xff: the first is, and each equals the next. */
+            if (rc == 0 && (pg[0] != 0xff || memcmp (pg, pg + 1, l - 1) != 0))
+                rc = bad (n, "$LogFile neither empty nor with a restart "
+                          "page");
         }
         free (pg);
         return rc;
