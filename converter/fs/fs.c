@@ -7,10 +7,12 @@
 #include "fs.h"
 
 extern const struct fs_type fs_swap;
+extern const struct fs_type fs_ext;
 
 /* In probing order: types whose magic is at a fixed place first. */
 const struct fs_type *const fs_types[] = {
     &fs_swap,
+    &fs_ext,
     NULL,
 };
 
