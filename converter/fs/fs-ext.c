@@ -84,6 +84,10 @@
 
 #define JBD2_MAGIC 0xC03B3998u
 
+/* More groups than a 1 PiB filesystem of 4 KiB blocks has: refuse to let
+ * libext2fs load a descriptor table that large. */
+#define MAX_GROUPS (1u << 23)
+
 /* ---- The io_manager: libext2fs reads the volume through this. ---- */
 
 /* The volume that the next open() of ours binds to.  libext2fs only passes
@@ -399,6 +403,10 @@ check_sb (const struct ext_sb *s, const struct volume *v, struct fs_result *r)
         return all_used (r, "the filesystem (%" PRIu64 " blocks of %" PRIu32
                          ") is larger than its volume", s->blocks,
                          s->block_size);
+    if ((s->blocks - s->first_data_block - 1) / s->blocks_per_group + 1 >
+        MAX_GROUPS)
+        return all_used (r, "too many block groups (%" PRIu32
+                         " blocks per group)", s->blocks_per_group);
     return 1;
 }
 
@@ -441,6 +449,40 @@ check_journal (ext2_filsys fs, struct fs_result *r)
     else if (get_be32 (buf + 28) != 0)
         ret = all_used (r, "the journal holds transactions to replay "
                         "(s_start %" PRIu32 ")", get_be32 (buf + 28));
+    free (buf);
+    return ret;
+}
+
+/* Multiple-mount protection: a sequence other than "clean" means another
+ * host may have it mounted, or e2fsck is running. */
+static int
+check_mmp (ext2_filsys fs, struct fs_result *r)
+{
+    blk64_t b = fs->super->s_mmp_block;
+    unsigned char *buf;
+    errcode_t err;
+    int ret = 1;
+
+    if (!ext2fs_has_feature_mmp (fs->super))
+        return 1;
+    if (b < fs->super->s_first_data_block ||
+        b >= ext2fs_blocks_count (fs->super))
+        return all_used (r, "the MMP block is out of range");
+    buf = malloc (fs->blocksize);
+    if (buf == NULL) {
+        vmc_error ("out of memory");
+        return -1;
+    }
+    err = io_channel_read_blk64 (fs->io, b, 1, buf);
+    if (err)
+        ret = ext_read_failed ? -1 :
+            all_used (r, "the MMP block cannot be read: %s",
+                      error_message (err));
+    else if (get_le32 (buf) != EXT4_MMP_MAGIC)
+        ret = all_used (r, "the MMP block has a bad magic number");
+    else if (get_le32 (buf + 4) != EXT4_MMP_SEQ_CLEAN)
+        ret = all_used (r, "multiple-mount protection says it is in use "
+                        "(mmp_seq 0x%08" PRIx32 ")", get_le32 (buf + 4));
     free (buf);
     return ret;
 }
@@ -599,6 +641,9 @@ ext_used (const struct volume *v, struct fs_result *r)
         }
 #endif
     ret = check_journal (fs, r);
+    if (ret <= 0)
+        goto out;
+    ret = check_mmp (fs, r);
     if (ret <= 0)
         goto out;
     err = ext2fs_read_block_bitmap (fs);

@@ -189,6 +189,29 @@ bs=$(dumpe2fs -h "$T/e2.raw" 2>/dev/null | sed -n 's/^Block size: *//p')
 printf 'ZZZZ' | dd of="$T/e2.raw" bs=1 seek=$((bb * bs + 1000)) conv=notrunc status=none
 expect_all_used "$T/e2.raw" "free block count" "corrupted bitmap (ext2)"
 
+# The journal holds a transaction though needs_recovery is clear: its own
+# superblock's s_start says so.
+cp "$base" "$T/u.raw"
+head -c 1024 /dev/urandom >"$T/blk"
+printf 'jo\njw -b 300 %s\njc\nfeature -needs_recovery\n' "$T/blk" >"$T/cmds"
+debugfs -w -f "$T/cmds" "$T/u.raw" >/dev/null 2>&1 || fail "debugfs journal write"
+dumpe2fs -h "$T/u.raw" 2>/dev/null | grep -q '^Journal start: *[1-9]' ||
+    fail "debugfs did not leave a transaction in the journal"
+expect_all_used "$T/u.raw" "journal holds transactions" "journal transaction"
+
+# Multiple-mount protection: clean, then "in use by another host".
+"$TOOLS/mkdisk" -s 11 -d 100 32M "$T/mmp.raw"
+mkfs.ext4 -q -F -O mmp "$T/mmp.raw" >/dev/null 2>&1 || fail "mkfs mmp"
+"$TOOLS/fsused" "$T/mmp.raw" >"$T/out" || fail "fsused mmp"
+[ "$(field all_used "$T/out")" = 0 ] || fail "clean MMP all used: $(field why "$T/out")"
+# (debugfs would reset the sequence to clean when it closes: write it.)
+mb=$(dumpe2fs -h "$T/mmp.raw" 2>/dev/null | sed -n 's/^MMP block number: *//p')
+bs=$(dumpe2fs -h "$T/mmp.raw" 2>/dev/null | sed -n 's/^Block size: *//p')
+[ -n "$mb" ] || fail "no MMP block"
+printf '\064\022\000\000' |
+    dd of="$T/mmp.raw" bs=1 seek=$((mb * bs + 4)) conv=notrunc status=none
+expect_all_used "$T/mmp.raw" "multiple-mount" "MMP in use"
+
 # Larger than its volume (truncated).
 cp "$base" "$T/u.raw"
 truncate -s 20M "$T/u.raw"
