@@ -10,12 +10,14 @@ extern const struct fs_type fs_swap;
 extern const struct fs_type fs_exfat;
 extern const struct fs_type fs_fat;
 extern const struct fs_type fs_ntfs;
+extern const struct fs_type fs_ext;
 
 /* In probing order: types whose magic is at a fixed place first. */
 const struct fs_type *const fs_types[] = {
     &fs_swap,
     &fs_ntfs,       /* "NTFS    " at 3 */
     &fs_exfat,      /* "EXFAT   " at 3: before FAT, whose probe is weaker */
+    &fs_ext,        /* magic 0xEF53 at 1080 */
     &fs_fat,        /* last: a BPB is recognised by its geometry alone */
     NULL,
 };
