@@ -7,9 +7,11 @@
 #include "fs.h"
 
 extern const struct fs_type fs_swap;
+extern const struct fs_type fs_xfs;
 
 /* In probing order: types whose magic is at a fixed place first. */
 const struct fs_type *const fs_types[] = {
+    &fs_xfs,
     &fs_swap,
     NULL,
 };
