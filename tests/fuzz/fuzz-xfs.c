@@ -13,6 +13,7 @@
  *   TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -d agcount=4 \
  *       -b size=1024 -l size=3527b ...   (v5)
  *       -m crc=0 -b size=512 -l size=4m ... (v4)
+ *       -l size=1368b ...                   (v5, 4 KiB blocks)
  * (those variables lift mkfs.xfs's 300 MiB minimum) and
  * tests/fuzz/mkseed-sparse.py.
  */
