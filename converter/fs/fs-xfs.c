@@ -272,7 +272,6 @@ check_log (struct xfs *x, const unsigned char *sb)
     const struct volume *v = x->v;
     uint64_t logstart = get_be64 (sb + 48);
     uint32_t logblocks = get_be32 (sb + 96);
-    uint32_t logsunit = get_be32 (sb + 196);
     uint64_t agno, agbno, lin, off, nbb, head = 0;
     uint32_t c0 = 0, c1 = 0;
     bool seen_change = false;
@@ -289,12 +288,12 @@ check_log (struct xfs *x, const unsigned char *sb)
         return all_used (x, "XFS log start %llu invalid",
                          (unsigned long long) logstart);
     lin = agno * x->agblocks + agbno;
-    if (logblocks < 64 || lin + logblocks > x->dblocks)
+    if (logblocks < 64 || lin + logblocks > x->dblocks ||
+        agbno + logblocks > x->agblocks)
         return all_used (x, "XFS log (%u blocks at %llu) invalid", logblocks,
                          (unsigned long long) logstart);
     off = lin * x->blocksize;
     nbb = (uint64_t) logblocks * (x->blocksize / 512);
-    (void) logsunit;
 
     /* Read the log once: the cycle of each block. */
     buf = malloc (LOG_CHUNK);
