@@ -61,6 +61,14 @@ for r in range(200):
 for f in fs:
     f.close()
 os.unlink(d + "/frag2")
+# thousands of free extents: a two-level free-space tree
+os.makedirs(d + "/many")
+for i in range(6000):
+    with open("%s/many/%05d" % (d, i), "wb") as f:
+        f.write(rnd.randbytes(4096))
+os.sync()
+for i in range(0, 6000, 2):
+    os.unlink("%s/many/%05d" % (d, i))
 EOF
 }
 
@@ -132,10 +140,19 @@ check_fs () {
         n=$(xfs_db -r -c "agf $ag" -c 'p flcount' "$img" | awk '{print $3}')
         agfl=$((agfl + n))
     done
+    levels=0
+    for ag in 0 1 2 3; do
+        n=$(xfs_db -r -c "agf $ag" -c 'p bnolevel' "$img" | awk '{print $3}')
+        [ "$n" -gt "$levels" ] && levels=$n
+    done
+    if [ "$mounted" = 1 ] && [ "$levels" -lt 2 ]; then
+        fail "no AG has a two-level bnobt: the test does not test nodes"
+    fi
     want=$(( (dblocks - free + agfl) * bs ))
     diff=$((used > want ? used - want : want - used))
     echo "$*: used $used, xfs_db: (dblocks $dblocks - freesp $free +" \
-        "agfl $agfl) x $bs = $want, sb fdblocks $fdblocks"
+        "agfl $agfl) x $bs = $want, sb fdblocks $fdblocks, bnobt levels" \
+        "up to $levels"
     [ "$diff" -le "$bs" ] || fail "used $used differs from xfs_db's $want"
     [ "$used" -lt $((dblocks * bs / 2)) ] || fail "too much used: $used"
 
