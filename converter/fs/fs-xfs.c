@@ -62,7 +62,7 @@
 #define BT_HDR_V5 56
 
 #define MAX_LEVELS 10                   /* far above what 2^32 blocks need */
-#define LOG_CHUNK (1u << 20)
+#define LOG_CHUNK (64u << 10)
 
 /* Feature bits this parser knows (none of them changes the AGF or the
  * free-space trees). */
