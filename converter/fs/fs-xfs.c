@@ -208,13 +208,14 @@ check_sb (struct xfs *x, const unsigned char *sb)
     x->r->block_size = x->blocksize;
     if (x->crc && !crc_ok (sb, x->sectsize, SB_CRC_OFF))
         return all_used (x, "XFS superblock CRC mismatch");
-    if (x->agcount == 0 || x->agblocks < 16 ||
+    /* XFS_MIN_AG_BLOCKS: also keeps the AG headers inside every AG. */
+    if (x->agcount == 0 || x->agblocks < 64 ||
         x->agblklog != log2_of (x->agblocks) || x->agblklog > 31)
         return all_used (x, "XFS AG geometry invalid (agcount %u, "
                          "agblocks %u)", x->agcount, x->agblocks);
     if (x->dblocks == 0 ||
         x->dblocks > (uint64_t) x->agcount * x->agblocks ||
-        x->dblocks <= (uint64_t) (x->agcount - 1) * x->agblocks)
+        x->dblocks < (uint64_t) (x->agcount - 1) * x->agblocks + 64)
         return all_used (x, "XFS dblocks %llu does not match %u AGs of %u "
                          "blocks", (unsigned long long) x->dblocks,
                          x->agcount, x->agblocks);
