@@ -7,8 +7,11 @@
 #     sb_fdblocks minus nothing else (sb fdblocks = bnobt + AGFL here);
 #   - a copy with every byte outside the used ranges overwritten passes
 #     xfs_repair -n and mounts with every file's content unchanged;
+#   - the same, without mounting (mkfs.xfs -p fills them), for block sizes
+#     512, 1K, 64K, 4K sectors, 2 and 3 AGs;
 #   - a dirty log (xfs_io shutdown while mounted; xfs_repair -n refuses it
-#     too) makes it all used, as does a corrupted AGF or free-space block.
+#     too) makes it all used, as do a corrupted AGF or free-space block, an
+#     external log and a realtime section.
 . "$(dirname "$0")/../functions.sh"
 requires mkfs.xfs -V
 requires xfs_db -V
@@ -176,6 +179,50 @@ check_fs () {
 check_fs "$T/v5.raw"
 check_fs "$T/v4.raw" -m crc=0
 
+# Other geometries, filled by mkfs.xfs -p (no mount needed): block sizes
+# 512 (v4 only), 1 KiB and 64 KiB, 4 KiB sectors, odd AG counts.  Used
+# bytes against xfs_db, the wiped copy against xfs_repair -n.
+rm -rf "$T/small"
+mkdir -p "$T/small/d"
+/usr/bin/python3 - "$T/small" <<'EOF'
+import random, sys
+rnd = random.Random(3)
+for i in range(60):
+    with open("%s/%s%02d" % (sys.argv[1], rnd.choice(["", "d/"]), i), "wb") as f:
+        f.write(rnd.randbytes(rnd.choice([0, 1, 511, 513, 4096, 70000, 1 << 20])))
+EOF
+proto "$T/small" >"$T/proto"
+for opts in "-b size=1024" "-b size=65536" "-m crc=0 -b size=512" \
+            "-s size=4096" "-d agcount=3" "-m crc=0 -d agcount=2"; do
+    img=$T/geo.raw
+    rm -f "$img"
+    "$TOOLS/mkdisk" -s 12 -d 100 320M "$img"
+    # shellcheck disable=SC2086 # $opts is several options
+    mkfs.xfs -q -f $opts -p "$T/proto" "$img" 2>/dev/null ||
+        fail "mkfs.xfs $opts"
+    "$TOOLS/fsused" "$img" >"$T/out" || fail "fsused"
+    grep -qx 'all_used 0' "$T/out" || fail "$opts: $(grep why "$T/out")"
+    used=$(sed -n 's/^used_bytes //p' "$T/out")
+    bs=$(xfs_db -r -c 'sb 0' -c 'p blocksize' "$img" | awk '{print $3}')
+    dblocks=$(xfs_db -r -c 'sb 0' -c 'p dblocks' "$img" | awk '{print $3}')
+    agcount=$(xfs_db -r -c 'sb 0' -c 'p agcount' "$img" | awk '{print $3}')
+    free=$(xfs_db -r -c 'freesp -s' "$img" | sed -n 's/^total free blocks //p')
+    agfl=0
+    ag=0
+    while [ "$ag" -lt "$agcount" ]; do
+        n=$(xfs_db -r -c "agf $ag" -c 'p flcount' "$img" | awk '{print $3}')
+        agfl=$((agfl + n))
+        ag=$((ag + 1))
+    done
+    want=$(( (dblocks - free + agfl) * bs ))
+    echo "$opts: used $used, xfs_db $want (block $bs, $agcount AGs)"
+    [ "$used" -eq "$want" ] || fail "$opts: used $used, xfs_db says $want"
+    /usr/bin/python3 "$here/wipe-unused.py" "$img" "$T/out" >/dev/null
+    xfs_repair -n "$img" >"$T/repair.log" 2>&1 ||
+        { cat "$T/repair.log"; fail "$opts: xfs_repair -n on the wiped copy"; }
+done
+rm -f "$T/geo.raw"
+
 # Corruption: the AGF of AG 1 (its free-block count), on both versions.
 for v in v4 v5; do
     cp "$T/$v.raw" "$T/bad.raw"
@@ -199,6 +246,20 @@ for v in v4 v5; do
     grep -qx 'all_used 1' "$T/out" || fail "$v: corrupted bnobt not all used"
     grep -q '^why XFS AG 2' "$T/out" || fail "$v: why: $(grep why "$T/out")"
 done
+
+# An external log (its cleanness cannot be seen from the data volume) and
+# a realtime section (not mapped): all used, each with its reason.
+truncate -s 320M "$T/e.raw" "$T/log.raw" "$T/rt.raw"
+mkfs.xfs -q -f -l logdev="$T/log.raw",size=64m "$T/e.raw" ||
+    fail "mkfs.xfs external log"
+"$TOOLS/fsused" "$T/e.raw" >"$T/out" || fail "fsused"
+grep -qx 'all_used 1' "$T/out" && grep -q '^why XFS external log' "$T/out" ||
+    fail "external log: $(grep -E 'all_used|why' "$T/out")"
+mkfs.xfs -q -f -r rtdev="$T/rt.raw" "$T/e.raw" || fail "mkfs.xfs realtime"
+"$TOOLS/fsused" "$T/e.raw" >"$T/out" || fail "fsused"
+grep -qx 'all_used 1' "$T/out" && grep -q '^why XFS has a realtime' "$T/out" ||
+    fail "realtime: $(grep -E 'all_used|why' "$T/out")"
+rm -f "$T/e.raw" "$T/log.raw" "$T/rt.raw"
 
 # A dirty log: shut the filesystem down while files are being written.
 cp "$T/v5.raw" "$T/dirty.raw"
