@@ -3,8 +3,8 @@
 # of varied sizes, deletions and fragmentation:
 #   - the used bytes agree exactly with xfs_db's own count: dblocks minus
 #     the free blocks "freesp -s" reports, plus the AGFL blocks (freesp
-#     counts the AGFL as free; we count it used), and freesp's total equals
-#     sb_fdblocks minus nothing else (sb fdblocks = bnobt + AGFL here);
+#     counts the AGFL as free; we count it used); sb_fdblocks is printed
+#     only (it also counts the free-space trees' own blocks);
 #   - a copy with every byte outside the used ranges overwritten passes
 #     xfs_repair -n and mounts with every file's content unchanged;
 #   - the same, without mounting (mkfs.xfs -p fills them), for block sizes
