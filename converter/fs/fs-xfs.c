@@ -27,11 +27,13 @@
  *     the same multiset of extents (same count, same total, same
  *     order-independent hash) and its largest equals agf_longest.
  *
- * The superblock's sb_fdblocks is not compared: with lazy superblock
- * counters (always on v5, usual on v4) it is only brought up to date at a
- * clean unmount, and what it counts (bnobt free blocks plus AGFL and
- * free-space btree blocks, less per-AG reservations, depending on kernel
- * version) differs from the bnobt total; the AGFs are authoritative.  AGFL
+ * The superblock's sb_fdblocks is not compared: it counts more than the
+ * bnobt (the AGFL and, with lazy counters, the free-space trees' own
+ * blocks: after a clean unmount it was exactly the sum of agf_freeblks +
+ * agf_flcount + agf_btreeblks in the tests), v4 without lazy-count does
+ * not keep agf_btreeblks, and with lazy superblock counters (always on v5)
+ * the superblock value is only brought up to date at unmount and may be
+ * stale: the AGFs, checked against both trees, are authoritative.  AGFL
  * blocks are not in the bnobt, so they count as used.
  */
 #include <stdarg.h>
