@@ -15,7 +15,9 @@
  *     record that ends exactly at the head (the rule of the kernel's and
  *     xfs_repair's log recovery); the whole log is read once to find the
  *     head from the cycle numbers, and the cycle pattern must be the one a
- *     cleanly written log has (cycle c up to the head, c - 1 after it);
+ *     cleanly written log has: cycle c up to the head, then possibly blank
+ *     blocks (cycle 0: never written; mkfs.xfs and xfs_repair -L leave
+ *     them after the unmount record they write), then c - 1 to the end;
  *   - every AGF: magic, version, sequence number, length, levels; v5: CRC,
  *     UUID;
  *   - both free-space trees of every AG: magic, level (must decrease by one
@@ -321,6 +323,8 @@ check_log (struct xfs *x, const unsigned char *sb)
                 seen_change = true;
                 head = b + i;
                 c1 = c;
+            } else if (seen_change && c1 == 0 && c != 0) {
+                c1 = c;                 /* the end of blank blocks */
             } else if (seen_change && c != c1) {
                 free (buf);
                 return all_used (x, "XFS log is dirty (cycle numbers out "
@@ -335,7 +339,7 @@ check_log (struct xfs *x, const unsigned char *sb)
         }
     }
     free (buf);
-    if (seen_change && c1 + 1 != c0)
+    if (seen_change && c1 != 0 && c1 + 1 != c0)
         return all_used (x, "XFS log is dirty (cycles %u then %u)", c0, c1);
     if (c0 == 0)
         return all_used (x, "XFS log has never been written");
