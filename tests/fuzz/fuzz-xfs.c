@@ -14,8 +14,10 @@
  *       -b size=1024 -l size=3527b ...   (v5)
  *       -m crc=0 -b size=512 -l size=4m ... (v4)
  *       -l size=1368b ...                   (v5, 4 KiB blocks)
- * (those variables lift mkfs.xfs's 300 MiB minimum) and
- * tests/fuzz/mkseed-sparse.py.
+ * (those variables lift mkfs.xfs's 300 MiB minimum), v5-1k-bnobt2 one
+ * with a two-level bnobt (a preallocated file with every other 1 KiB block
+ * punched out, then xfs_repair -L to rewrite the log), all through
+ * tests/fuzz/mkseed-sparse.py --xfs-logblocks 64 (128 for v4).
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -2,9 +2,10 @@
 # mkseed-sparse.py [--xfs-logblocks N] IMG SEED: write the non-zero
 # 512-byte sectors of IMG as the sparse-segment input of fuzz-xfs.c (be32
 # sector, be16 length, data).  --xfs-logblocks shrinks the XFS log the
-# superblock claims (fixing its CRC on v5), so that each fuzz run does not
-# read megabytes of zero log blocks; the unmount record mkfs.xfs wrote is
-# in the first few blocks and stays valid.
+# superblock claims (fixing its CRC on v5, blanking the rest of the old
+# log), so that each fuzz run does not read megabytes of log blocks; the
+# unmount record mkfs.xfs or xfs_repair -L wrote is in the first few blocks
+# and stays valid.
 import struct, sys
 
 args = sys.argv[1:]
@@ -26,6 +27,15 @@ def crc32c(buf):
 
 
 if logblocks is not None:
+    # Blank the part of the log past the new end.
+    bs = struct.unpack_from(">I", data, 4)[0]
+    logstart = struct.unpack_from(">Q", data, 48)[0]
+    agblocks = struct.unpack_from(">I", data, 84)[0]
+    agblklog = data[124]
+    old = struct.unpack_from(">I", data, 96)[0]
+    lin = (logstart >> agblklog) * agblocks + (logstart & ((1 << agblklog) - 1))
+    a, b = (lin + logblocks) * bs, (lin + old) * bs
+    data[a:b] = bytes(b - a)
     struct.pack_into(">I", data, 96, logblocks)
     if struct.unpack_from(">H", data, 100)[0] & 0xf == 5:
         sectsize = struct.unpack_from(">H", data, 102)[0]
