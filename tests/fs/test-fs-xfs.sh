@@ -19,6 +19,7 @@ requires xfs_repair -V
 requires xfs_io -V
 requires losetup --version
 requires /usr/bin/python3 --version
+requires test "$(id -u)" -eq 0   # loop devices and mounts
 
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir "$T/mnt"
