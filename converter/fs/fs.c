@@ -11,9 +11,11 @@ extern const struct fs_type fs_exfat;
 extern const struct fs_type fs_fat;
 extern const struct fs_type fs_ntfs;
 extern const struct fs_type fs_ext;
+extern const struct fs_type fs_xfs;
 
 /* In probing order: types whose magic is at a fixed place first. */
 const struct fs_type *const fs_types[] = {
+    &fs_xfs,
     &fs_swap,
     &fs_ntfs,       /* "NTFS    " at 3 */
     &fs_exfat,      /* "EXFAT   " at 3: before FAT, whose probe is weaker */
