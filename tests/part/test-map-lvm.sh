@@ -133,6 +133,29 @@ echo "$free" | while read -r dev st n; do
         fail "free extents $dev $st+$n counted used"
 done
 
+# The same PVs as two disks (a VG spanning the disks of one machine,
+# mapped together): the striped LV's header is found across them.
+dd if="$d" of="$T/pva.raw" bs=1M skip=$((p1 >> 20)) count=96 status=none
+dd if="$d" of="$T/pvb.raw" bs=1M skip=$((p2 >> 20)) count=96 status=none
+"$VMCONVERT" map --json "$T/pva.raw" "$T/pvb.raw" >"$T/two.json" 2>"$T/two.err" ||
+    fail "map of two disks"
+[ "$(jq -r '.volume_groups[0].pvs_present' "$T/two.json")" = 2 ] ||
+    fail "the VG spanning two disks: $(jq -c .volume_groups "$T/two.json")"
+[ "$(jq -r '.volumes[] | select(.name == "vgt/str") | .uuid' "$T/two.json")" = "$u_str" ] ||
+    fail "striped LV across two disks not found"
+# Disk index and disk-relative offset of a stripe's first extent.
+disk_of () { if [ "$(dev_of "$1")" = "$L1" ]; then echo 0; else echo 1; fi; }
+rel () { echo $(($1 - $(pvoff "$(dev_of "$2")"))); }
+for s in "$sa" "$sb"; do
+    o=$(rel "$(ext "$(dev_of "$s")" "$(first_of "$s")")" "$s")
+    e=$(rel "$(pvs_end "$(dev_of "$s")" "$(last_of "$s")")" "$s")
+    "$RANGES" covers "$T/two.json" "$(disk_of "$s")" "$o:$((o + 8192))" &&
+    "$RANGES" avoids "$T/two.json" "$(disk_of "$s")" "$((o + 8192)):$e" ||
+        fail "used ranges of the two disks (stripe $s)"
+done
+"$VMCONVERT" map "$T/pvb.raw" >/dev/null 2>"$T/one.err" || fail "map of one of them"
+grep -q 'not among the disks' "$T/one.err" || fail "one disk alone: no warning"
+
 # PV 2 missing (its label wiped): the striped LV counts used where it is.
 cp "$d" "$T/miss.raw"
 dd if=/dev/zero of="$T/miss.raw" bs=512 seek=$((s2)) count=4 conv=notrunc status=none
