@@ -822,6 +822,21 @@ map_disk (struct disk_map *m, size_t d, struct found_pv **fps, size_t *nfps)
                   "whole disk counts as used", md->name, t->kind);
         return rangeset_add (&md->used, 0, md->size);
     }
+    if (strcmp (t->kind, "mbr") == 0) {
+        /* A filesystem on the whole disk whose boot sector looks like an
+         * MBR (0x55AA ends volume boot records too): which is it? */
+        for (size_t i = 0; fs_types[i] != NULL; i++) {
+            int p = fs_types[i]->probe (&v);
+            if (p < 0)
+                return -1;
+            if (p > 0) {
+                whys_add (&m->whys, "%s: both an MBR and a %s filesystem on "
+                          "the whole disk: the whole disk counts as used",
+                          md->name, fs_types[i]->name);
+                return rangeset_add (&md->used, 0, md->size);
+            }
+        }
+    }
     for (size_t i = 0; i < t->meta.n; i++)
         if (rangeset_add (&md->used, t->meta.r[i].start,
                           t->meta.r[i].end - t->meta.r[i].start) < 0)

@@ -5,7 +5,8 @@
 # partition, the EBRs, the swap headers, the unrecognised partition --
 # not the gaps nor the free space.  An EBR chain that loops makes the
 # extended partition count used (and does not hang).  A disk without a
-# partition table: the filesystem on the whole disk (swap), or all used.
+# partition table: the filesystem on the whole disk (swap), or all used;
+# both an MBR and a whole-disk filesystem: all used.
 . "$(dirname "$0")/../functions.sh"
 . "$(dirname "$0")/lib.sh"
 requires sfdisk --version
@@ -101,4 +102,15 @@ mkswap -L whole "$T/whole.raw" >/dev/null 2>&1 || fail "mkswap"
 "$VMCONVERT" map --json "$T/junk.raw" >"$T/j.json" 2>/dev/null || fail "map junk"
 [ "$(jq -r '.disks[0].used_bytes' "$T/j.json")" = $((8 << 20)) ] ||
     fail "random data not all used"
+
+# Both an MBR and a filesystem on the whole disk (which one is real?):
+# the whole disk counts used.
+"$TOOLS/mkdisk" -s 14 -d 100 32M "$T/both.raw"
+mkswap "$T/both.raw" >/dev/null 2>&1 || fail "mkswap"
+echo 'start=2048, size=8192, type=83' | sfdisk -q --wipe never "$T/both.raw" ||
+    fail "sfdisk over the swap"
+"$VMCONVERT" map --json "$T/both.raw" >"$T/b.json" 2>"$T/b.err" || fail "map both"
+grep -q 'both an MBR and a swap' "$T/b.err" &&
+    [ "$(jq -r '.disks[0].used_bytes' "$T/b.json")" = $((32 << 20)) ] ||
+    fail "MBR over a whole-disk swap not all used: $(cat "$T/b.err")"
 echo ok
