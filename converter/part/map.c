@@ -138,12 +138,19 @@ lv_walk (const struct lv_ctx *c, uint64_t off, uint64_t len,
         const struct found_pv *fp;
         unsigned k = 0;
 
-        for (size_t i = 0; i < c->nsegs; i++)
-            if (off >= c->segs[i].le * c->eb &&
-                off < (c->segs[i].le + c->segs[i].count) * c->eb) {
-                s = &c->segs[i];
-                break;
+        /* Segments are contiguous from extent 0 (checked): search. */
+        {
+            size_t lo = 0, hi = c->nsegs;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if ((c->segs[mid].le + c->segs[mid].count) * c->eb <= off)
+                    lo = mid + 1;
+                else
+                    hi = mid;
             }
+            if (lo < c->nsegs && off >= c->segs[lo].le * c->eb)
+                s = &c->segs[lo];
+        }
         if (s == NULL) {
             vmc_error ("LV offset %llu not in any segment",
                        (unsigned long long) off);
