@@ -193,7 +193,7 @@ vmc_copy (struct image *src, struct image *dst, const struct copy_params *p,
     c->src = src;
     c->dst = dst;
     c->size = src->size;
-    c->used = p->used;
+    c->used = p != NULL ? p->used : NULL;
     pthread_mutex_init (&c->lock, NULL);
     pthread_cond_init (&c->cond, NULL);
     sink = sink_new (dst);
