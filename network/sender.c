@@ -233,8 +233,10 @@ fold_to (struct disk *d, uint64_t offset)
             return -1;
         }
     }
-    memmove (d->unacked, d->unacked + n * DIGEST_BLOCK_HASH,
-             (d->nunacked - n) * DIGEST_BLOCK_HASH);
+    if (d->unacked != NULL) {   /* none yet: memmove (NULL) is undefined */
+        memmove (d->unacked, d->unacked + n * DIGEST_BLOCK_HASH,
+                 (d->nunacked - n) * DIGEST_BLOCK_HASH);
+    }
     d->nunacked -= n;
     if (d->folded >= want) {
         return 0;
