@@ -44,6 +44,7 @@
 #include "../converter/lib/iszero.h"
 #include "../converter/lib/json.h"
 #include "../converter/lib/rounding.h"
+#include "../converter/part/map.h"
 #include "addr.h"
 #include "proto.h"
 #include "sender.h"
@@ -70,6 +71,9 @@ struct disk {
     uint64_t acked;                 /* durable offset on the receiver */
     uint64_t sent;                  /* end of what was sent */
     uint64_t max_sent;              /* the furthest ever sent */
+    const struct rangeset *used;    /* the disk map's used ranges, or NULL
+                                     * (--all-blocks): the rest is sent as
+                                     * zeros, and hashed as zeros */
 };
 
 struct slot {
@@ -116,6 +120,8 @@ struct sender {
     uint64_t guest_bytes;           /* guest bytes sent in this run */
     uint32_t cur_disk;
     bool progress_shown;
+    struct disk_map map;
+    bool have_map;
 };
 
 static double
@@ -235,8 +241,10 @@ fold_to (struct disk *d, uint64_t offset)
             return -1;
         }
     }
-    memmove (d->unacked, d->unacked + n * DIGEST_BLOCK_HASH,
-             (d->nunacked - n) * DIGEST_BLOCK_HASH);
+    if (d->unacked != NULL) {   /* none yet: memmove (NULL) is undefined */
+        memmove (d->unacked, d->unacked + n * DIGEST_BLOCK_HASH,
+                 (d->nunacked - n) * DIGEST_BLOCK_HASH);
+    }
     d->nunacked -= n;
     if (d->folded >= want) {
         return 0;
@@ -251,7 +259,7 @@ fold_to (struct disk *d, uint64_t offset)
         goto out;
     }
     while (pos < end) {
-        if (image_block_status (d->img, pos, end - pos, &e) == -1) {
+        if (map_block_status (d->img, d->used, pos, end - pos, &e) == -1) {
             goto out;
         }
         n = e.type == EXTENT_ZERO ? e.length : MIN (e.length,
@@ -422,7 +430,8 @@ fill_slot (struct producer *p, uint64_t off, struct extent *cur)
     bool run_zero;
 
     if (!(cur->offset <= off && off < cur->offset + cur->length)) {
-        if (image_block_status (d->img, off, d->size - off, cur) == -1) {
+        if (map_block_status (d->img, d->used, off, d->size - off,
+                              cur) == -1) {
             return UINT64_MAX;
         }
     }
@@ -1036,6 +1045,40 @@ load_facts (struct sender *s)
     return 0;
 }
 
+/* The used-block map of all the disks together (a volume group may span
+ * them); its warnings are printed once, here. */
+static int
+build_map (struct sender *s)
+{
+    struct image *imgs[PROTO_MAX_DISKS];
+    const char *names[PROTO_MAX_DISKS];
+
+    for (unsigned i = 0; i < s->ndisks; i++) {
+        imgs[i] = s->disks[i].img;
+        names[i] = s->disks[i].path;
+    }
+    if (disk_map_build (&s->map, imgs, names, s->ndisks) == -1) {
+        disk_map_free (&s->map);
+        vmc_error_prefix ("mapping the used blocks");
+        return -1;
+    }
+    s->have_map = true;
+    for (size_t i = 0; i < s->map.whys.n; i++) {
+        if (s->c->progress == PROGRESS_JSON) {
+            fprintf (stderr, "{\"event\": \"warning\", \"message\": ");
+            json_string (stderr, s->map.whys.msg[i]);
+            fprintf (stderr, "}\n");
+        }
+        else {
+            fprintf (stderr, "vmconvert: warning: %s\n", s->map.whys.msg[i]);
+        }
+    }
+    for (unsigned i = 0; i < s->ndisks; i++) {
+        s->disks[i].used = &s->map.disks[i].used;
+    }
+    return 0;
+}
+
 int
 sender_run (const struct sender_config *c)
 {
@@ -1082,6 +1125,9 @@ sender_run (const struct sender_config *c)
             goto out;
         }
         s.disks[i].size = s.disks[i].img->size;
+    }
+    if (!c->all_blocks && build_map (&s) == -1) {
+        goto out;
     }
     s.tls = tls_conf_client (c->fingerprint, c->ca, c->cert, c->key);
     s.frame = malloc (PROTO_MAX_FRAME);
@@ -1148,6 +1194,9 @@ out:
         image_close (s.disks[i].img);
         EVP_MD_CTX_free (s.disks[i].sha);
         free (s.disks[i].unacked);
+    }
+    if (s.have_map) {
+        disk_map_free (&s.map);
     }
     tls_conf_free (s.tls);
     free (s.frame);

@@ -30,6 +30,7 @@ struct sender_config {
                                      * progress */
     uint64_t window;                /* unacknowledged bytes in flight */
     int timeout_ms;                 /* connect and idle timeout */
+    bool all_blocks;                /* no used-block map: send everything */
 };
 
 /* Send every source as one job.  Returns the exit status: 0 when every

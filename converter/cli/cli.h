@@ -19,6 +19,11 @@ int cmd_check (int argc, char **argv);
 int cmd_digest (int argc, char **argv);
 int cmd_send (int argc, char **argv);
 int cmd_receive (int argc, char **argv);
+int cmd_map (int argc, char **argv);
+
+struct disk_map;
+/* Print the map's warnings as "vmconvert: warning: ..." on stderr. */
+void map_print_warnings (const struct disk_map *m);
 
 /* Print "vmconvert: <msg>" for the library's last error. */
 void cli_error (void);

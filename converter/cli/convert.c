@@ -18,6 +18,7 @@
 #include "../lib/copy.h"
 #include "../lib/error.h"
 #include "../lib/image.h"
+#include "../part/map.h"
 #include "cli.h"
 
 static void
@@ -25,10 +26,11 @@ convert_usage (FILE *fp)
 {
     fprintf (fp,
              "Usage: vmconvert convert [-f FMT] -O FMT [-o KEY=VAL,...] [-c] "
-             "[-p] [--sync] SRC DST\n"
+             "[-p] [--sync] [--all-blocks] SRC DST\n"
              "\n"
              "Convert the disk image SRC into a new image DST.  Unallocated\n"
-             "and all-zero ranges are not written, so DST stays sparse.\n"
+             "and all-zero ranges are not written, so DST stays sparse; nor\n"
+             "are ranges no partition, LV or filesystem uses.\n"
              "\n"
              "  -f, --format FMT          read SRC as FMT (default: probe)\n"
              "  -O, --output-format FMT   write DST as FMT (required)\n"
@@ -36,6 +38,10 @@ convert_usage (FILE *fp)
              "  -c, --compress            compress the output (qcow2, vmdk)\n"
              "  -p, --progress            show percent, MB/s and ETA\n"
              "      --sync                fdatasync DST before exiting\n"
+             "      --all-blocks          copy every block; by default only\n"
+             "                            what the disk map (vmconvert map)\n"
+             "                            counts as used is copied, the rest\n"
+             "                            becomes zeros (holes)\n"
              "  -h, --help                this text\n"
              "\n"
              "Writable formats:\n");
@@ -73,6 +79,7 @@ cmd_convert (int argc, char **argv)
         { "compress", no_argument, NULL, 'c' },
         { "progress", no_argument, NULL, 'p' },
         { "sync", no_argument, NULL, 's' },
+        { "all-blocks", no_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -82,7 +89,9 @@ cmd_convert (int argc, char **argv)
     struct copy_params params = { 0 };
     struct progress prog;
     struct image *src = NULL, *dst = NULL;
-    bool progress = false, want_help = false;
+    bool progress = false, want_help = false, all_blocks = false;
+    struct disk_map map;
+    bool have_map = false;
     struct stat st;
     int c, r = 1;
 
@@ -102,6 +111,7 @@ cmd_convert (int argc, char **argv)
         case 'c': cp.compress = true; break;
         case 'p': progress = true; break;
         case 's': params.sync = true; break;
+        case 'B': all_blocks = true; break;
         case 'h': convert_usage (stdout); r = 0; goto out;
         default: convert_usage (stderr); goto out;
         }
@@ -134,6 +144,16 @@ cmd_convert (int argc, char **argv)
                     dst_name);
         goto out;
     }
+    if (!all_blocks) {
+        if (disk_map_build (&map, &src, &src_name, 1) == -1) {
+            disk_map_free (&map);
+            cli_error ();
+            goto out;
+        }
+        have_map = true;
+        map_print_warnings (&map);
+        params.used = &map.disks[0].used;
+    }
     cp.size = src->size;
     cp.opts = &opts;
     dst = image_create (dst_name, oformat, &cp);
@@ -165,6 +185,9 @@ out:
         if (remove) {
             unlink (dst_name);
         }
+    }
+    if (have_map) {
+        disk_map_free (&map);
     }
     image_close (src);
     options_free (&opts);

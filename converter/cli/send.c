@@ -23,7 +23,7 @@ send_usage (FILE *fp)
              "         [--compress zstd|zlib|none] [--level N] [-f FMT]\n"
              "         [--facts FILE] [--progress[=text|json|none]]\n"
              "         [--retry SECONDS] [--window SIZE] [--timeout SECONDS]\n"
-             "         [--cert FILE --key FILE] SRC...\n"
+             "         [--cert FILE --key FILE] [--all-blocks] SRC...\n"
              "\n"
              "Send each SRC (an image file of any readable format, or a block\n"
              "device) to a `vmconvert receive` over TLS 1.3, as one job.  Only\n"
@@ -54,6 +54,10 @@ send_usage (FILE *fp)
              "  --window SIZE            unacknowledged data in flight\n"
              "                           (default 256M)\n"
              "  --timeout SECONDS        connect and idle timeout (default 60)\n"
+             "  --all-blocks             send every block: no used-block map\n"
+             "                           (by default the disks are mapped\n"
+             "                           together, see `vmconvert map`, and\n"
+             "                           unused ranges are sent as zeros)\n"
              "  -h, --help               this text\n", PROTO_DEFAULT_PORT);
 }
 
@@ -98,6 +102,7 @@ cmd_send (int argc, char **argv)
         { "retry", required_argument, NULL, 'r' },
         { "window", required_argument, NULL, 'w' },
         { "timeout", required_argument, NULL, 'o' },
+        { "all-blocks", no_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -153,6 +158,7 @@ cmd_send (int argc, char **argv)
             c.level = (int) v;
             break;
         case 'f': c.source_format = optarg; break;
+        case 'B': c.all_blocks = true; break;
         case 'x': c.facts_file = optarg; break;
         case 'p':
             if (optarg == NULL || strcmp (optarg, "text") == 0) {

@@ -20,6 +20,7 @@
 #include "iszero.h"
 #include "rounding.h"
 #include "sink.h"
+#include "../part/map.h"
 
 #define CHUNK (2u << 20)
 #define NSLOTS 4
@@ -33,6 +34,7 @@ struct slot {
 struct copy {
     struct image *src, *dst;
     uint64_t size;              /* bytes to copy */
+    const struct rangeset *used;    /* the disk map, or NULL */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -61,14 +63,16 @@ copy_fail (struct copy *c)
 /* Fill BUF with guest bytes [offset, offset+len) of SRC, using *cur (the
  * extent last seen) to avoid repeated block status queries. */
 static int
-read_window (struct image *src, unsigned char *buf, uint64_t offset,
-             uint64_t len, struct extent *cur, uint64_t *data_read)
+read_window (struct image *src, const struct rangeset *used,
+             unsigned char *buf, uint64_t offset, uint64_t len,
+             struct extent *cur, uint64_t *data_read)
 {
     uint64_t pos = offset, end = offset + len, n;
 
     while (pos < end) {
         if (!(cur->offset <= pos && pos < cur->offset + cur->length)) {
-            if (image_block_status (src, pos, src->size - pos, cur) == -1) {
+            if (map_block_status (src, used, pos, src->size - pos,
+                                  cur) == -1) {
                 return -1;
             }
         }
@@ -124,8 +128,8 @@ reader_thread (void *arg)
 
     while (off < c->size) {
         if (!(cur.offset <= off && off < cur.offset + cur.length)) {
-            if (image_block_status (c->src, off, c->src->size - off,
-                                    &cur) == -1) {
+            if (map_block_status (c->src, c->used, off, c->src->size - off,
+                                  &cur) == -1) {
                 goto fail;
             }
         }
@@ -144,7 +148,7 @@ reader_thread (void *arg)
              * boundary so that reads stay aligned after a zero extent. */
             s->zero = false;
             s->len = MIN (c->size, ROUND_DOWN (off, CHUNK) + CHUNK) - off;
-            if (read_window (c->src, s->buf, off, s->len, &cur,
+            if (read_window (c->src, c->used, s->buf, off, s->len, &cur,
                              &c->data_read) == -1) {
                 goto fail;
             }
@@ -189,6 +193,7 @@ vmc_copy (struct image *src, struct image *dst, const struct copy_params *p,
     c->src = src;
     c->dst = dst;
     c->size = src->size;
+    c->used = p != NULL ? p->used : NULL;
     pthread_mutex_init (&c->lock, NULL);
     pthread_cond_init (&c->cond, NULL);
     sink = sink_new (dst);

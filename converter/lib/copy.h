@@ -17,8 +17,13 @@
 
 #include "image.h"
 
+struct rangeset;
+
 struct copy_params {
     bool sync;          /* fdatasync the destination at the end */
+    /* The source's used ranges (converter/part/map.h), or NULL to copy
+     * everything: ranges outside them are treated as zeros. */
+    const struct rangeset *used;
     /* Called from the calling thread as work completes; may be NULL. */
     void (*progress) (void *opaque, uint64_t done, uint64_t total);
     void *opaque;
