@@ -55,6 +55,12 @@
 #define NSLOTS 8
 #define SLOT_CAP ((2u << 20) + (64u << 10))
 #define HDR_LEN (8 + 4 + 8 + 4 + 4 + PROTO_HASH_LEN)
+/* The receiver acknowledges only where it can checkpoint: at a multiple
+ * of its checkpoint unit (a 1 MiB digest block, or a larger cluster:
+ * qcow2's go up to 2 MiB).  A sender that waits for an acknowledgement
+ * because its window is full must wait at such a position, or both sides
+ * would wait for each other. */
+#define ACK_ALIGN (2u << 20)
 
 enum outcome { S_DONE, S_RETRY, S_FATAL };
 
@@ -421,6 +427,16 @@ fill_slot (struct producer *p, uint64_t off, struct extent *cur)
     if (cur->type != EXTENT_DATA) {
         end = MIN (cur->offset + cur->length, d->size);
         end = MIN (end, off + MAX_ZERO_RUN);
+        /* Slots of zeros end on an ACK_ALIGN boundary they cross, so that
+         * the sender passes no such boundary without checking its window
+         * there (window_full): runs that start and end inside 2 MiB blocks
+         * would otherwise let any amount of data between them through. */
+        if (!IS_ALIGNED (off, ACK_ALIGN)) {
+            end = MIN (end, ROUND_UP (off, (uint64_t) ACK_ALIGN));
+        }
+        else if (ROUND_DOWN (end, (uint64_t) ACK_ALIGN) > off) {
+            end = ROUND_DOWN (end, (uint64_t) ACK_ALIGN);
+        }
         for (uint64_t o = off; o < end; o += n) {
             n = MIN (end - o, (uint64_t) PROTO_MAX_EXTENT);
             if (add_extent (p, o, (uint32_t) n, NULL) == -1) {
@@ -708,6 +724,22 @@ write_failed (struct sender *s)
     return S_RETRY;
 }
 
+/* The sender waits for acknowledgements only where the receiver can
+ * acknowledge everything sent (a multiple of ACK_ALIGN), and goes on to
+ * the next such position otherwise, which is at most ACK_ALIGN of data
+ * further (no slot crosses one without ending there): so it waits when
+ * that much more would not fit in the window.  Unacknowledged data thus
+ * stays within the window, or within ACK_ALIGN when the window is
+ * smaller. */
+static bool
+window_full (const struct sender *s, const struct disk *d)
+{
+    uint64_t room = s->c->window > ACK_ALIGN ? s->c->window - ACK_ALIGN : 0;
+
+    return d->sent - d->acked > room && d->sent < d->size &&
+           d->sent % ACK_ALIGN == 0;
+}
+
 /* Stream disk DI from its durable offset to DISK_DONE. */
 static enum outcome
 send_disk (struct sender *s, uint32_t di)
@@ -775,8 +807,7 @@ send_disk (struct sender *s, uint32_t di)
         pthread_mutex_unlock (&p->lock);
 
         /* Read what the receiver said; block while the window is full. */
-        while (tls_readable (s->t, 0) ||
-               d->sent - d->acked > s->c->window) {
+        while (tls_readable (s->t, 0) || window_full (s, d)) {
             o = handle_incoming (s, di, &disk_done);
             if (o != S_DONE) {
                 break;

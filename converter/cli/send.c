@@ -52,7 +52,7 @@ send_usage (FILE *fp)
              "  --retry SECONDS          keep reconnecting for this long without\n"
              "                           progress (default 3600)\n"
              "  --window SIZE            unacknowledged data in flight\n"
-             "                           (default 256M)\n"
+             "                           (default 256M; 2M at least in effect)\n"
              "  --timeout SECONDS        connect and idle timeout (default 60)\n"
              "  -h, --help               this text\n", PROTO_DEFAULT_PORT);
 }
