@@ -119,6 +119,8 @@ struct sender {
     char last_error[1024];
     double start_time, last_progress, last_report;
     uint64_t wire_bytes, data_bytes, resent_bytes;
+    uint64_t resent_max;            /* the most sent again after one retry */
+    uint64_t reconnects;            /* after lost or refused connections */
     uint64_t guest_bytes;           /* guest bytes sent in this run */
     uint32_t cur_disk;
     bool progress_shown;
@@ -755,6 +757,7 @@ send_disk (struct sender *s, uint32_t di)
     s->cur_disk = di;
     if (d->acked < d->max_sent) {
         s->resent_bytes += d->max_sent - d->acked;
+        s->resent_max = MAX (s->resent_max, d->max_sent - d->acked);
     }
     d->sent = d->acked;
     p = producer_start (s, di, d->acked);
@@ -1064,7 +1067,7 @@ sender_run (const struct sender_config *c)
 {
     struct sender s;
     enum outcome o;
-    double backoff = 1;
+    double backoff = c->backoff > 0 ? c->backoff : 1;
     unsigned i;
     int status = 1;
 
@@ -1130,15 +1133,17 @@ sender_run (const struct sender_config *c)
         for (i = 0; i < s.ndisks; i++) {
             acked_before -= s.disks[i].acked;
         }
+        s.reconnects++;
         if (acked_before != 0) {
-            backoff = 1;        /* progress was made */
+            /* Progress was made. */
+            backoff = c->backoff > 0 ? c->backoff : 1;
         }
         if (now () - s.last_progress > c->retry_seconds) {
             vmc_error ("gave up after %d s without progress: %s",
                        c->retry_seconds, s.last_error);
             goto out;
         }
-        say (&s, "%s; retrying in %.0f s", s.last_error, backoff);
+        say (&s, "%s; retrying in %.3g s", s.last_error, backoff);
         usleep ((useconds_t) (backoff * 1e6));
         backoff = MIN (backoff * 2, 30.0);
     }
@@ -1155,8 +1160,9 @@ sender_run (const struct sender_config *c)
             fprintf (stderr, ", \"disks\": %u, \"bytes\": %" PRIu64
                      ", \"seconds\": %.2f, \"data_bytes\": %" PRIu64
                      ", \"wire_bytes\": %" PRIu64 ", \"resent_bytes\": %"
+                     PRIu64 ", \"resent_max\": %" PRIu64 ", \"reconnects\": %"
                      PRIu64 "}\n", s.ndisks, total, el, s.data_bytes,
-                     s.wire_bytes, s.resent_bytes);
+                     s.wire_bytes, s.resent_bytes, s.resent_max, s.reconnects);
         }
         else {
             say (&s, "job %s: %u disk(s), %" PRIu64 " bytes in %.1f s "
