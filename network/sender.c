@@ -85,6 +85,7 @@ struct slot {
     unsigned char *hashes;          /* block hashes completed here */
     uint64_t first_block, nhashes, hcap;
     uint64_t data_bytes;
+    uint64_t resent_bytes;          /* data below producer.resend_end */
 };
 
 struct producer {
@@ -92,6 +93,7 @@ struct producer {
     struct disk *d;
     uint32_t index;
     uint64_t start;
+    uint64_t resend_end;            /* sent before, up to here */
     pthread_t th;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -119,7 +121,7 @@ struct sender {
     char last_error[1024];
     double start_time, last_progress, last_report;
     uint64_t wire_bytes, data_bytes, resent_bytes;
-    uint64_t resent_max;            /* the most sent again after one retry */
+    uint64_t resent_max;            /* the most resent in one connection */
     uint64_t reconnects;            /* after lost or refused connections */
     uint64_t guest_bytes;           /* guest bytes sent in this run */
     uint32_t cur_disk;
@@ -393,6 +395,10 @@ add_extent (struct producer *p, uint64_t offset, uint32_t length,
             plen = length;
         }
         sl->data_bytes += length;
+        if (offset < p->resend_end) {
+            sl->resent_bytes += MIN ((uint64_t) length,
+                                     p->resend_end - offset);
+        }
     }
     enc_extent_header (&w, &m);
     if (w.overflow || w.len != HDR_LEN - 8) {
@@ -507,6 +513,7 @@ producer_thread (void *arg)
         sl->len = 0;
         sl->nhashes = 0;
         sl->data_bytes = 0;
+        sl->resent_bytes = 0;
         p->cur = sl;
         off = fill_slot (p, off, &cur);
         if (off == UINT64_MAX) {
@@ -565,6 +572,7 @@ producer_start (struct sender *s, uint32_t index, uint64_t start)
     p->d = &s->disks[index];
     p->index = index;
     p->start = start;
+    p->resend_end = p->d->max_sent;
     pthread_mutex_init (&p->lock, NULL);
     pthread_cond_init (&p->cond, NULL);
     p->rbuf = malloc (WINDOW);
@@ -753,12 +761,9 @@ send_disk (struct sender *s, uint32_t di)
     enum outcome o = S_DONE;
     bool disk_done = false, eof = false;
     struct slot *sl;
+    uint64_t again = 0;             /* data sent before, sent again */
 
     s->cur_disk = di;
-    if (d->acked < d->max_sent) {
-        s->resent_bytes += d->max_sent - d->acked;
-        s->resent_max = MAX (s->resent_max, d->max_sent - d->acked);
-    }
     d->sent = d->acked;
     p = producer_start (s, di, d->acked);
     if (p == NULL) {
@@ -796,6 +801,7 @@ send_disk (struct sender *s, uint32_t di)
         s->wire_bytes += sl->len;
         s->data_bytes += sl->data_bytes;
         s->guest_bytes += sl->end - sl->start;
+        again += sl->resent_bytes;
         if (sl->nhashes > 0 && add_unacked (d, sl->hashes, sl->nhashes) == -1) {
             o = fail_fatal (s, "%s", vmc_get_error ());
             break;
@@ -821,6 +827,8 @@ send_disk (struct sender *s, uint32_t di)
         }
         report_progress (s, false);
     }
+    s->resent_bytes += again;
+    s->resent_max = MAX (s->resent_max, again);
     producer_stop (p);
     if (o != S_DONE) {
         forget_from (d, d->acked);
