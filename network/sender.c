@@ -237,9 +237,12 @@ fold_to (struct disk *d, uint64_t offset)
             return -1;
         }
     }
-    memmove (d->unacked, d->unacked + n * DIGEST_BLOCK_HASH,
-             (d->nunacked - n) * DIGEST_BLOCK_HASH);
-    d->nunacked -= n;
+    if (n > 0) {
+        /* (Not before: unacked is NULL until the first hashes come.) */
+        memmove (d->unacked, d->unacked + n * DIGEST_BLOCK_HASH,
+                 (d->nunacked - n) * DIGEST_BLOCK_HASH);
+        d->nunacked -= n;
+    }
     if (d->folded >= want) {
         return 0;
     }
