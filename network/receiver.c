@@ -315,6 +315,24 @@ checkpoint_possible (struct conn *cn)
     return sink_settled (w->sink) && (w->pos % unit == 0 || w->pos == size);
 }
 
+/* A sender whose window is full sends nothing until it is acknowledged,
+ * which may be long before ack_bytes or ack_ms are reached: when nothing
+ * arrives for IDLE_ACK_MS, checkpoint and acknowledge what can be.  (The
+ * sender pauses only where a checkpoint is possible; see sender.c.) */
+#define IDLE_ACK_MS 50
+
+static int
+ack_when_idle (struct conn *cn)
+{
+    struct writer *w = cn->w;
+
+    if (w == NULL || w->pos == w->ckpt_pos || !checkpoint_possible (cn) ||
+        tls_readable (cn->t, IDLE_ACK_MS)) {
+        return 0;
+    }
+    return checkpoint (cn);
+}
+
 /* Close the open disk; with a checkpoint first when the state allows. */
 static void
 writer_close (struct conn *cn, bool ckpt)
@@ -769,6 +787,10 @@ serve (struct conn *cn)
             writer_close (cn, true);
             send_error (cn, PERR_SHUTDOWN, "the receiver is stopping; "
                         "resume later");
+            return;
+        }
+        if (ack_when_idle (cn) == -1) {
+            io_failure (cn, "checkpoint");
             return;
         }
         if (recv_frame (cn, &type, &len) == -1) {

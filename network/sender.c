@@ -56,6 +56,12 @@
 #define NSLOTS 8
 #define SLOT_CAP ((2u << 20) + (64u << 10))
 #define HDR_LEN (8 + 4 + 8 + 4 + 4 + PROTO_HASH_LEN)
+/* The receiver acknowledges only where it can checkpoint: at a multiple
+ * of its checkpoint unit (a 1 MiB digest block, or a larger cluster:
+ * qcow2's go up to 2 MiB).  A sender that waits for an acknowledgement
+ * because its window is full must wait at such a position, or both sides
+ * would wait for each other. */
+#define ACK_ALIGN (2u << 20)
 
 enum outcome { S_DONE, S_RETRY, S_FATAL };
 
@@ -83,6 +89,7 @@ struct slot {
     unsigned char *hashes;          /* block hashes completed here */
     uint64_t first_block, nhashes, hcap;
     uint64_t data_bytes;
+    uint64_t resent_bytes;          /* data below producer.resend_end */
 };
 
 struct producer {
@@ -90,6 +97,7 @@ struct producer {
     struct disk *d;
     uint32_t index;
     uint64_t start;
+    uint64_t resend_end;            /* sent before, up to here */
     pthread_t th;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -117,6 +125,8 @@ struct sender {
     char last_error[1024];
     double start_time, last_progress, last_report;
     uint64_t wire_bytes, data_bytes, resent_bytes;
+    uint64_t resent_max;            /* the most resent in one connection */
+    uint64_t reconnects;            /* after lost or refused connections */
     uint64_t guest_bytes;           /* guest bytes sent in this run */
     uint32_t cur_disk;
     bool progress_shown;
@@ -241,11 +251,12 @@ fold_to (struct disk *d, uint64_t offset)
             return -1;
         }
     }
-    if (d->unacked != NULL) {   /* none yet: memmove (NULL) is undefined */
+    if (n > 0) {
+        /* (Not before: unacked is NULL until the first hashes come.) */
         memmove (d->unacked, d->unacked + n * DIGEST_BLOCK_HASH,
                  (d->nunacked - n) * DIGEST_BLOCK_HASH);
+        d->nunacked -= n;
     }
-    d->nunacked -= n;
     if (d->folded >= want) {
         return 0;
     }
@@ -401,6 +412,10 @@ add_extent (struct producer *p, uint64_t offset, uint32_t length,
             plen = length;
         }
         sl->data_bytes += length;
+        if (offset < p->resend_end) {
+            sl->resent_bytes += MIN ((uint64_t) length,
+                                     p->resend_end - offset);
+        }
     }
     enc_extent_header (&w, &m);
     if (w.overflow || w.len != HDR_LEN - 8) {
@@ -438,6 +453,16 @@ fill_slot (struct producer *p, uint64_t off, struct extent *cur)
     if (cur->type != EXTENT_DATA) {
         end = MIN (cur->offset + cur->length, d->size);
         end = MIN (end, off + MAX_ZERO_RUN);
+        /* Slots of zeros end on an ACK_ALIGN boundary they cross, so that
+         * the sender passes no such boundary without checking its window
+         * there (window_full): runs that start and end inside 2 MiB blocks
+         * would otherwise let any amount of data between them through. */
+        if (!IS_ALIGNED (off, ACK_ALIGN)) {
+            end = MIN (end, ROUND_UP (off, (uint64_t) ACK_ALIGN));
+        }
+        else if (ROUND_DOWN (end, (uint64_t) ACK_ALIGN) > off) {
+            end = ROUND_DOWN (end, (uint64_t) ACK_ALIGN);
+        }
         for (uint64_t o = off; o < end; o += n) {
             n = MIN (end - o, (uint64_t) PROTO_MAX_EXTENT);
             if (add_extent (p, o, (uint32_t) n, NULL) == -1) {
@@ -506,6 +531,7 @@ producer_thread (void *arg)
         sl->len = 0;
         sl->nhashes = 0;
         sl->data_bytes = 0;
+        sl->resent_bytes = 0;
         p->cur = sl;
         off = fill_slot (p, off, &cur);
         if (off == UINT64_MAX) {
@@ -564,6 +590,7 @@ producer_start (struct sender *s, uint32_t index, uint64_t start)
     p->d = &s->disks[index];
     p->index = index;
     p->start = start;
+    p->resend_end = p->d->max_sent;
     pthread_mutex_init (&p->lock, NULL);
     pthread_cond_init (&p->cond, NULL);
     p->rbuf = malloc (WINDOW);
@@ -725,6 +752,22 @@ write_failed (struct sender *s)
     return S_RETRY;
 }
 
+/* The sender waits for acknowledgements only where the receiver can
+ * acknowledge everything sent (a multiple of ACK_ALIGN), and goes on to
+ * the next such position otherwise, which is at most ACK_ALIGN of data
+ * further (no slot crosses one without ending there): so it waits when
+ * that much more would not fit in the window.  Unacknowledged data thus
+ * stays within the window, or within ACK_ALIGN when the window is
+ * smaller. */
+static bool
+window_full (const struct sender *s, const struct disk *d)
+{
+    uint64_t room = s->c->window > ACK_ALIGN ? s->c->window - ACK_ALIGN : 0;
+
+    return d->sent - d->acked > room && d->sent < d->size &&
+           d->sent % ACK_ALIGN == 0;
+}
+
 /* Stream disk DI from its durable offset to DISK_DONE. */
 static enum outcome
 send_disk (struct sender *s, uint32_t di)
@@ -736,11 +779,9 @@ send_disk (struct sender *s, uint32_t di)
     enum outcome o = S_DONE;
     bool disk_done = false, eof = false;
     struct slot *sl;
+    uint64_t again = 0;             /* data sent before, sent again */
 
     s->cur_disk = di;
-    if (d->acked < d->max_sent) {
-        s->resent_bytes += d->max_sent - d->acked;
-    }
     d->sent = d->acked;
     p = producer_start (s, di, d->acked);
     if (p == NULL) {
@@ -778,6 +819,7 @@ send_disk (struct sender *s, uint32_t di)
         s->wire_bytes += sl->len;
         s->data_bytes += sl->data_bytes;
         s->guest_bytes += sl->end - sl->start;
+        again += sl->resent_bytes;
         if (sl->nhashes > 0 && add_unacked (d, sl->hashes, sl->nhashes) == -1) {
             o = fail_fatal (s, "%s", vmc_get_error ());
             break;
@@ -792,8 +834,7 @@ send_disk (struct sender *s, uint32_t di)
         pthread_mutex_unlock (&p->lock);
 
         /* Read what the receiver said; block while the window is full. */
-        while (tls_readable (s->t, 0) ||
-               d->sent - d->acked > s->c->window) {
+        while (tls_readable (s->t, 0) || window_full (s, d)) {
             o = handle_incoming (s, di, &disk_done);
             if (o != S_DONE) {
                 break;
@@ -804,6 +845,8 @@ send_disk (struct sender *s, uint32_t di)
         }
         report_progress (s, false);
     }
+    s->resent_bytes += again;
+    s->resent_max = MAX (s->resent_max, again);
     producer_stop (p);
     if (o != S_DONE) {
         forget_from (d, d->acked);
@@ -1084,7 +1127,7 @@ sender_run (const struct sender_config *c)
 {
     struct sender s;
     enum outcome o;
-    double backoff = 1;
+    double backoff = c->backoff > 0 ? c->backoff : 1;
     unsigned i;
     int status = 1;
 
@@ -1153,15 +1196,17 @@ sender_run (const struct sender_config *c)
         for (i = 0; i < s.ndisks; i++) {
             acked_before -= s.disks[i].acked;
         }
+        s.reconnects++;
         if (acked_before != 0) {
-            backoff = 1;        /* progress was made */
+            /* Progress was made. */
+            backoff = c->backoff > 0 ? c->backoff : 1;
         }
         if (now () - s.last_progress > c->retry_seconds) {
             vmc_error ("gave up after %d s without progress: %s",
                        c->retry_seconds, s.last_error);
             goto out;
         }
-        say (&s, "%s; retrying in %.0f s", s.last_error, backoff);
+        say (&s, "%s; retrying in %.3g s", s.last_error, backoff);
         usleep ((useconds_t) (backoff * 1e6));
         backoff = MIN (backoff * 2, 30.0);
     }
@@ -1178,8 +1223,9 @@ sender_run (const struct sender_config *c)
             fprintf (stderr, ", \"disks\": %u, \"bytes\": %" PRIu64
                      ", \"seconds\": %.2f, \"data_bytes\": %" PRIu64
                      ", \"wire_bytes\": %" PRIu64 ", \"resent_bytes\": %"
+                     PRIu64 ", \"resent_max\": %" PRIu64 ", \"reconnects\": %"
                      PRIu64 "}\n", s.ndisks, total, el, s.data_bytes,
-                     s.wire_bytes, s.resent_bytes);
+                     s.wire_bytes, s.resent_bytes, s.resent_max, s.reconnects);
         }
         else {
             say (&s, "job %s: %u disk(s), %" PRIu64 " bytes in %.1f s "

@@ -31,6 +31,9 @@ struct sender_config {
     uint64_t window;                /* unacknowledged bytes in flight */
     int timeout_ms;                 /* connect and idle timeout */
     bool all_blocks;                /* no used-block map: send everything */
+    double backoff;                 /* first wait before reconnecting, in
+                                     * seconds (0: 1 s); doubled while no
+                                     * progress is made, up to 30 s */
 };
 
 /* Send every source as one job.  Returns the exit status: 0 when every

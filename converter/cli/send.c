@@ -2,6 +2,7 @@
 /*
  * vmconvert send: stream disks to a receiver (network/sender.c).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,9 @@ send_usage (FILE *fp)
              "         --ca FILE) [--token TOKEN | --token-file FILE] [--job NAME]\n"
              "         [--compress zstd|zlib|none] [--level N] [-f FMT]\n"
              "         [--facts FILE] [--progress[=text|json|none]]\n"
-             "         [--retry SECONDS] [--window SIZE] [--timeout SECONDS]\n"
-             "         [--cert FILE --key FILE] [--all-blocks] SRC...\n"
+             "         [--retry SECONDS] [--backoff SECONDS] [--window SIZE]\n"
+             "         [--timeout SECONDS] [--cert FILE --key FILE] [--all-blocks]\n"
+             "         SRC...\n"
              "\n"
              "Send each SRC (an image file of any readable format, or a block\n"
              "device) to a `vmconvert receive` over TLS 1.3, as one job.  Only\n"
@@ -51,8 +53,11 @@ send_usage (FILE *fp)
              "                           (one object per line), none\n"
              "  --retry SECONDS          keep reconnecting for this long without\n"
              "                           progress (default 3600)\n"
+             "  --backoff SECONDS        first wait before reconnecting (default\n"
+             "                           1, fractions allowed); doubled after\n"
+             "                           each attempt without progress, up to 30\n"
              "  --window SIZE            unacknowledged data in flight\n"
-             "                           (default 256M)\n"
+             "                           (default 256M; 2M at least in effect)\n"
              "  --timeout SECONDS        connect and idle timeout (default 60)\n"
              "  --all-blocks             send every block: no used-block map\n"
              "                           (by default the disks are mapped\n"
@@ -82,6 +87,22 @@ read_token_file (const char *path)
     return strdup (buf);
 }
 
+/* A number of seconds, with a fraction: 0.001 to 30. */
+static int
+parse_seconds (const char *s, double *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod (s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= 0.001 && v <= 30)) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int
 cmd_send (int argc, char **argv)
 {
@@ -103,6 +124,7 @@ cmd_send (int argc, char **argv)
         { "window", required_argument, NULL, 'w' },
         { "timeout", required_argument, NULL, 'o' },
         { "all-blocks", no_argument, NULL, 'B' },
+        { "backoff", required_argument, NULL, 'b' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -112,6 +134,7 @@ cmd_send (int argc, char **argv)
         .retry_seconds = 3600,
         .window = 256u << 20,
         .timeout_ms = 60000,
+        .backoff = 1,
     };
     char *token = NULL;
     uint64_t v;
@@ -189,6 +212,13 @@ cmd_send (int argc, char **argv)
             }
             else {
                 c.timeout_ms = (int) v * 1000;
+            }
+            break;
+        case 'b':
+            if (parse_seconds (optarg, &c.backoff) == -1) {
+                cli_errorf ("--backoff: \"%s\" is not a number of seconds "
+                            "from 0.001 to 30", optarg);
+                return 1;
             }
             break;
         case 'w':
