@@ -579,9 +579,10 @@ recv_frame (struct conn *cn, uint32_t *type, size_t *len)
 
 /* Authenticate the HELLO: a valid token, the token the job started with,
  * or a verified client certificate.  A token that is given must be right,
- * whatever the certificate. */
+ * whatever the certificate, and a certificate that is presented must be
+ * trusted, whatever the token (*WHY then says what is wrong with it). */
 static bool
-authenticate (struct conn *cn, const struct msg_hello *h)
+authenticate (struct conn *cn, const struct msg_hello *h, const char **why)
 {
     const char *tokens = cn->r->c->tokens;
     enum token_kind kind = TOKEN_NONE;
@@ -589,6 +590,10 @@ authenticate (struct conn *cn, const struct msg_hello *h)
     char path[4096], line[256];
     FILE *fp;
 
+    *why = tls_peer_cert_error (cn->t);
+    if (*why != NULL) {
+        return false;
+    }
     if (h->token[0] == '\0') {
         return tls_peer_cert_verified (cn->t);
     }
@@ -707,7 +712,7 @@ serve (struct conn *cn)
     struct msg_error er;
     uint32_t type;
     size_t len;
-    char fp[TLS_FINGERPRINT_LEN];
+    const char *why;
     bool got_job = false;
 
     cn->t = tls_accept_fd (r->tls, cn->fd, r->c->idle_timeout_ms);
@@ -740,13 +745,13 @@ serve (struct conn *cn)
                     "digits, '.', '_', '-'; 64 at most)");
         return;
     }
-    if (!authenticate (cn, &h)) {
+    if (!authenticate (cn, &h, &why)) {
         /* Slow down guessing. */
         usleep (200000);
-        send_error (cn, PERR_AUTH, "authentication failed");
-        rlog (cn, "authentication failed for job %s%s", h.job,
-              tls_peer_fingerprint (cn->t, fp) == 0 ? " (client certificate "
-              "not trusted)" : "");
+        send_error (cn, PERR_AUTH, "authentication failed%s%s",
+                    why != NULL ? ": " : "", why != NULL ? why : "");
+        rlog (cn, "authentication failed for job %s%s%s", h.job,
+              why != NULL ? ": " : "", why != NULL ? why : "");
         return;
     }
     cn->job = job_open (r->c->dir, h.job);

@@ -52,6 +52,8 @@ struct tls {
     int fd;
     struct tls_conf *conf;
     char verify_error[256];             /* why the peer was refused */
+    char peer_cert_error[256];          /* server: why the client's
+                                         * certificate did not verify */
 };
 
 static int ssl_conn_index = -1;
@@ -151,20 +153,29 @@ pinned_verify (int preverify, X509_STORE_CTX *store)
 }
 
 /* Verify callback for CA-based checks: keep OpenSSL's verdict, remember a
- * readable reason. */
+ * readable reason.  A server lets the handshake finish even so: the
+ * client is then refused at its HELLO, with the reason, rather than with
+ * a TLS alert that a sender cannot tell from a dropped connection (and
+ * would retry). */
 static int
 ca_verify (int preverify, X509_STORE_CTX *store)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data (store,
                                            SSL_get_ex_data_X509_STORE_CTX_idx ());
     struct tls *t = SSL_get_ex_data (ssl, ssl_conn_index);
+    int err = X509_STORE_CTX_get_error (store);
 
+    if (t != NULL && t->conf->server) {
+        if (!preverify && t->peer_cert_error[0] == '\0') {
+            snprintf (t->peer_cert_error, sizeof t->peer_cert_error,
+                      "the client certificate is not trusted: %s",
+                      X509_verify_cert_error_string (err));
+        }
+        return 1;
+    }
     if (!preverify && t != NULL && t->verify_error[0] == '\0') {
-        int err = X509_STORE_CTX_get_error (store);
-
         snprintf (t->verify_error, sizeof t->verify_error,
-                  "%s certificate not trusted: %s",
-                  t->conf->server ? "client" : "server",
+                  "server certificate not trusted: %s",
                   X509_verify_cert_error_string (err));
     }
     return preverify;
@@ -546,8 +557,27 @@ tls_peer_cert_verified (struct tls *t)
 {
     return SSL_get0_peer_certificate (t->ssl) != NULL &&
            SSL_get_verify_result (t->ssl) == X509_V_OK &&
+           t->peer_cert_error[0] == '\0' &&
            t->conf->server &&
            SSL_CTX_get_verify_mode (t->conf->ctx) != SSL_VERIFY_NONE;
+}
+
+const char *
+tls_peer_cert_error (struct tls *t)
+{
+    if (SSL_get0_peer_certificate (t->ssl) == NULL) {
+        return NULL;
+    }
+    if (t->peer_cert_error[0] != '\0') {
+        return t->peer_cert_error;
+    }
+    if (SSL_get_verify_result (t->ssl) != X509_V_OK) {
+        snprintf (t->peer_cert_error, sizeof t->peer_cert_error,
+                  "the client certificate is not trusted: %s",
+                  X509_verify_cert_error_string (SSL_get_verify_result (t->ssl)));
+        return t->peer_cert_error;
+    }
+    return NULL;
 }
 
 const char *
