@@ -315,6 +315,27 @@ checkpoint_possible (struct conn *cn)
     return sink_settled (w->sink) && (w->pos % unit == 0 || w->pos == size);
 }
 
+/* PROTOCOL.md promises an ACK at least every ack_ms while data arrives.
+ * handle_extent checks that as extents come in; this checks it before
+ * waiting for the next frame, since a sender whose window is smaller
+ * than ack_bytes stops sending until it is acknowledged: without this,
+ * both would wait for each other until a timeout. */
+static int
+ack_if_due (struct conn *cn)
+{
+    struct writer *w = cn->w;
+    double left;
+
+    if (w == NULL || w->pos == w->ckpt_pos || !checkpoint_possible (cn)) {
+        return 0;
+    }
+    left = w->ckpt_time + cn->r->c->ack_ms / 1000.0 - now ();
+    if (left > 0 && tls_readable (cn->t, (int) (left * 1000) + 1)) {
+        return 0;
+    }
+    return checkpoint (cn);
+}
+
 /* Close the open disk; with a checkpoint first when the state allows. */
 static void
 writer_close (struct conn *cn, bool ckpt)
@@ -774,6 +795,10 @@ serve (struct conn *cn)
             writer_close (cn, true);
             send_error (cn, PERR_SHUTDOWN, "the receiver is stopping; "
                         "resume later");
+            return;
+        }
+        if (ack_if_due (cn) == -1) {
+            io_failure (cn, "checkpoint");
             return;
         }
         if (recv_frame (cn, &type, &len) == -1) {

@@ -55,6 +55,10 @@
 #define NSLOTS 8
 #define SLOT_CAP ((2u << 20) + (64u << 10))
 #define HDR_LEN (8 + 4 + 8 + 4 + 4 + PROTO_HASH_LEN)
+/* The receiver can acknowledge only where its digest blocks (1 MiB) and
+ * its image's clusters (at most 2 MiB) end (PROTOCOL.md, ACK): a sender
+ * that stopped elsewhere to wait for an ACK would wait forever. */
+#define ACK_ALIGN (2u << 20)
 
 enum outcome { S_DONE, S_RETRY, S_FATAL };
 
@@ -774,9 +778,11 @@ send_disk (struct sender *s, uint32_t di)
         pthread_cond_broadcast (&p->cond);
         pthread_mutex_unlock (&p->lock);
 
-        /* Read what the receiver said; block while the window is full. */
+        /* Read what the receiver said; block while the window is full,
+         * at a position the receiver can acknowledge (see ACK_ALIGN). */
         while (tls_readable (s->t, 0) ||
-               d->sent - d->acked > s->c->window) {
+               (d->sent - d->acked > s->c->window &&
+                (d->sent % ACK_ALIGN == 0 || d->sent == d->size))) {
             o = handle_incoming (s, di, &disk_done);
             if (o != S_DONE) {
                 break;
