@@ -167,6 +167,9 @@ job_set_state (struct conn *cn, const char *state, const char *error)
 
     snprintf (j->state, sizeof j->state, "%s", state);
     snprintf (j->error, sizeof j->error, "%s", error != NULL ? error : "");
+    if (strcmp (state, "done") == 0 || strcmp (state, "failed") == 0) {
+        job_unreserve (j);
+    }
     if (job_save_meta (j) == -1 || job_save_json (j) == -1) {
         rlog (cn, "cannot record the job state: %s", vmc_get_error ());
     }
@@ -363,6 +366,10 @@ io_failure (struct conn *cn, const char *what)
               full ? "the receiver's disk is full: " : "", what,
               vmc_get_error ());
     writer_close (cn, false);
+    /* The reserve makes the room to record why the job is paused. */
+    if (full) {
+        job_unreserve (cn->job);
+    }
     job_set_state (cn, "paused", msg);
     send_error (cn, full ? PERR_NO_SPACE : PERR_IO, "%s", msg);
 }
@@ -642,6 +649,25 @@ authenticate (struct conn *cn, const struct msg_hello *h, const char **why)
     return stored[0] != '\0' && secret_equal (hash, stored);
 }
 
+/* Before a job takes data: room to record its state later, even if its
+ * disk fills up (job_reserve).  On a full disk the job does not start or
+ * stays paused, and the sender is told to come back. */
+static int
+reserve_space (struct conn *cn)
+{
+    bool full;
+
+    if (job_reserve (cn->job) == 0) {
+        return 0;
+    }
+    full = errno == ENOSPC || errno == EDQUOT;
+    send_error (cn, full ? PERR_NO_SPACE : PERR_IO, "%s: %s; the job %s",
+                full ? "the receiver's disk is full"
+                     : "the receiver cannot write", vmc_get_error (),
+                cn->job->exists ? "stays paused" : "cannot start yet");
+    return -1;
+}
+
 static int
 handle_job (struct conn *cn, const unsigned char *p, size_t len)
 {
@@ -672,6 +698,9 @@ handle_job (struct conn *cn, const unsigned char *p, size_t len)
                         "job", j->name, j->error);
             return -1;
         }
+        if (strcmp (j->state, "done") != 0 && reserve_space (cn) == -1) {
+            return -1;
+        }
     }
     else {
         snprintf (j->format, sizeof j->format, "%s", cn->r->c->format);
@@ -691,6 +720,9 @@ handle_job (struct conn *cn, const unsigned char *p, size_t len)
             }
             memcpy (j->facts, m.facts, m.facts_len);
             j->facts_len = m.facts_len;
+        }
+        if (reserve_space (cn) == -1) {
+            return -1;
         }
         /* A single-use token is spent now, on the job it starts. */
         if (cn->token_single) {
