@@ -396,6 +396,45 @@ tls_new (struct tls_conf *conf, int fd, int timeout_ms)
     return t;
 }
 
+/* Before the handshake, look at what the client sent first: a TLS
+ * connection starts with a handshake record (0x16).  Anything else is
+ * reported as what it is, with the start of what was sent, rather than as
+ * OpenSSL's "wrong version number" or "http request". */
+static int
+check_first_bytes (int fd)
+{
+    unsigned char b[24];
+    char shown[sizeof b + 1];
+    ssize_t n;
+    size_t i;
+
+    do {
+        n = recv (fd, b, sizeof b, MSG_PEEK);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        vmc_error ("TLS handshake: timed out (the client sent nothing)");
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    if (n == 0) {
+        vmc_error ("the client closed the connection before the TLS "
+                   "handshake");
+        errno = ECONNRESET;
+        return -1;
+    }
+    if (n == -1 || b[0] == 0x16) {
+        return 0;               /* SSL_accept tells the rest */
+    }
+    for (i = 0; i < (size_t) n; i++) {
+        shown[i] = b[i] >= 0x20 && b[i] < 0x7f ? (char) b[i] : '.';
+    }
+    shown[n] = '\0';
+    vmc_error ("not a TLS client: it sent plaintext (\"%s\"); vmconvert "
+               "send speaks TLS 1.3", shown);
+    errno = EPROTO;
+    return -1;
+}
+
 struct tls *
 tls_accept_fd (struct tls_conf *conf, int fd, int timeout_ms)
 {
@@ -403,6 +442,15 @@ tls_accept_fd (struct tls_conf *conf, int fd, int timeout_ms)
     int r;
 
     if (t == NULL) {
+        return NULL;
+    }
+    if (check_first_bytes (fd) == -1) {
+        int e = errno;
+
+        SSL_free (t->ssl);
+        t->ssl = NULL;
+        tls_close (t);
+        errno = e;
         return NULL;
     }
     ERR_clear_error ();
