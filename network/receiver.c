@@ -301,6 +301,12 @@ checkpoint (struct conn *cn)
     w->nhashes = 0;
     w->ckpt_pos = w->pos;
     w->ckpt_time = now ();
+    if (strcmp (cn->job->state, "paused") == 0) {
+        snprintf (cn->job->state, sizeof cn->job->state, "receiving");
+        cn->job->error[0] = '\0';
+        (void) job_save_meta (cn->job);
+        rlog (cn, "disk %" PRIu32 ": receiving again", w->disk);
+    }
     (void) job_save_json (cn->job);
     enc_ack (&ack, w->disk, w->pos);
     return send_msg (cn, MSG_ACK, &ack);
@@ -740,9 +746,11 @@ handle_job (struct conn *cn, const unsigned char *p, size_t len)
         j->exists = true;
         rlog (cn, "new job: %" PRIu32 " disk(s)", j->ndisks);
     }
-    if (strcmp (j->state, "paused") == 0 || strcmp (j->state, "done") != 0) {
-        snprintf (j->state, sizeof j->state, "%s",
-                  strcmp (j->state, "done") == 0 ? "done" : "receiving");
+    /* A paused job stays paused, with its reason, until it makes progress
+     * again (checkpoint): a sender retrying against a disk that is still
+     * full does not make it look resumed. */
+    if (strcmp (j->state, "done") != 0 && strcmp (j->state, "paused") != 0) {
+        snprintf (j->state, sizeof j->state, "receiving");
         j->error[0] = '\0';
     }
     (void) job_save_meta (j);
