@@ -96,7 +96,13 @@ struct conn {
     char token[256];
     uint64_t bytes_in;
     bool error_sent;            /* close gently, so the sender reads it */
+    double accepted;            /* when; see drop_slow_clients */
+    bool authenticated;         /* under r->lock */
+    atomic_bool dropped;        /* by drop_slow_clients */
 };
+
+/* The largest HELLO: magic, version, two strings, flags. */
+#define HELLO_MAX_FRAME (16u << 10)
 
 static struct receiver *the_receiver;
 static int stop_pipe[2] = { -1, -1 };
@@ -579,15 +585,20 @@ handle_disk_end (struct conn *cn, const unsigned char *p, size_t len)
 
 /* ---- the session --------------------------------------------------- */
 
-/* Receive one frame; -1 after reporting why.  Timeouts and closes are
- * logged, not answered. */
+/* Receive one frame of at most CAP bytes; -1 after reporting why.
+ * Timeouts and closes are logged, not answered. */
 static int
-recv_frame (struct conn *cn, uint32_t *type, size_t *len)
+recv_frame (struct conn *cn, uint32_t *type, size_t *len, size_t cap)
 {
-    int r = proto_recv (cn->t, type, cn->frame, PROTO_MAX_FRAME, len);
+    int r = proto_recv (cn->t, type, cn->frame, cap, len);
 
     if (r == 0) {
         return 0;
+    }
+    if (cn->dropped) {
+        rlog (cn, "dropped: no HELLO within %d s",
+              cn->r->c->idle_timeout_ms / 1000);
+        return -1;
     }
     if (r == 1) {
         if (cn->job == NULL || strcmp (cn->job->state, "done") != 0) {
@@ -779,10 +790,18 @@ serve (struct conn *cn)
     cn->t = tls_accept_fd (r->tls, cn->fd, r->c->idle_timeout_ms);
     cn->fd = -1;                /* the TLS connection owns it now */
     if (cn->t == NULL) {
-        rlog (cn, "refused: %s", vmc_get_error ());
+        if (cn->dropped) {
+            rlog (cn, "refused: no TLS handshake within %d s",
+                  r->c->idle_timeout_ms / 1000);
+        }
+        else {
+            rlog (cn, "refused: %s", vmc_get_error ());
+        }
         return;
     }
-    if (recv_frame (cn, &type, &len) == -1) {
+    /* Nothing but a small HELLO is read from a client not yet
+     * authenticated. */
+    if (recv_frame (cn, &type, &len, HELLO_MAX_FRAME) == -1) {
         return;
     }
     if (type != MSG_HELLO) {
@@ -815,6 +834,9 @@ serve (struct conn *cn)
               why != NULL ? ": " : "", why != NULL ? why : "");
         return;
     }
+    pthread_mutex_lock (&r->lock);
+    cn->authenticated = true;
+    pthread_mutex_unlock (&r->lock);
     cn->job = job_open (r->c->dir, h.job);
     if (cn->job == NULL) {
         if (errno == EBUSY) {
@@ -841,7 +863,7 @@ serve (struct conn *cn)
             io_failure (cn, "checkpoint");
             return;
         }
-        if (recv_frame (cn, &type, &len) == -1) {
+        if (recv_frame (cn, &type, &len, PROTO_MAX_FRAME) == -1) {
             writer_close (cn, true);
             if (r->stopping) {
                 send_error (cn, PERR_SHUTDOWN, "the receiver is stopping; "
@@ -918,6 +940,11 @@ conn_thread (void *arg)
     if (cn->bytes_in > 0) {
         rlog (cn, "connection closed after %" PRIu64 " bytes", cn->bytes_in);
     }
+    /* The socket is about to be closed, and its number reused: nobody may
+     * shut it down any more. */
+    pthread_mutex_lock (&r->lock);
+    cn->sock = -1;
+    pthread_mutex_unlock (&r->lock);
     writer_free (cn->w);
     if (cn->error_sent) {
         tls_close_linger (cn->t, 2000);
@@ -947,6 +974,26 @@ conn_thread (void *arg)
 }
 
 /* ---- listening ---------------------------------------------------- */
+
+/* A client gets the idle timeout for its TLS handshake and HELLO
+ * together.  Socket timeouts bound each read only: a client trickling a
+ * byte at a time would otherwise hold a connection, one of
+ * max_connections, for ever without authenticating. */
+static void
+drop_slow_clients (struct receiver *r)
+{
+    double t = now ();
+
+    pthread_mutex_lock (&r->lock);
+    for (struct conn *cn = r->conns; cn != NULL; cn = cn->next) {
+        if (!cn->authenticated && cn->sock != -1 && !cn->dropped &&
+            t - cn->accepted > r->c->idle_timeout_ms / 1000.0) {
+            cn->dropped = true;
+            shutdown (cn->sock, SHUT_RDWR);
+        }
+    }
+    pthread_mutex_unlock (&r->lock);
+}
 
 static void
 on_signal (int sig)
@@ -1129,9 +1176,10 @@ receiver_run (const struct receiver_config *c)
         socklen_t sl = sizeof ss;
         struct conn *cn;
         pthread_t th;
-        int fd, one = 1;
+        int fd, n, one = 1;
 
-        if (poll (pfd, 2, -1) == -1) {
+        n = poll (pfd, 2, 1000);
+        if (n == -1) {
             if (errno == EINTR) {
                 continue;
             }
@@ -1140,6 +1188,10 @@ receiver_run (const struct receiver_config *c)
         }
         if (pfd[1].revents != 0 || r.stopping) {
             break;
+        }
+        drop_slow_clients (&r);
+        if (n == 0) {
+            continue;
         }
         fd = accept4 (lfd, (struct sockaddr *) &ss, &sl, SOCK_CLOEXEC);
         if (fd == -1) {
@@ -1154,6 +1206,7 @@ receiver_run (const struct receiver_config *c)
         cn->r = &r;
         cn->fd = fd;
         cn->sock = fd;
+        cn->accepted = now ();
         peer_name (&ss, sl, cn->peer, sizeof cn->peer);
         pthread_mutex_lock (&r.lock);
         if (r.nconns >= c->max_conns) {
@@ -1183,7 +1236,9 @@ receiver_run (const struct receiver_config *c)
     rlog (NULL, "stopping: %u connection(s) to finish", r.nconns);
     pthread_mutex_lock (&r.lock);
     for (struct conn *cn = r.conns; cn != NULL; cn = cn->next) {
-        shutdown (cn->sock, SHUT_RD);
+        if (cn->sock != -1) {
+            shutdown (cn->sock, SHUT_RD);
+        }
     }
     pthread_mutex_unlock (&r.lock);
     clock_gettime (CLOCK_REALTIME, &deadline);
