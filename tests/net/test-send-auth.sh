@@ -56,7 +56,7 @@ openssl verify -CAfile "$c/ca.pem" "$c/server-expired.pem" 2>&1 |
 # shellcheck disable=SC2086 # GOOD_RX_OPTS is several options
 start_receiver rx --cert "$c/server.pem" --key "$c/server.key" \
     --client-ca "$c/clientca.pem" $GOOD_RX_OPTS
-good_job_start good 48
+good_job_start good 80
 
 # refused JOB MESSAGE SEND-OPTIONS...: the sender exits 1 with MESSAGE as
 # its one line, and the receiver made no job directory.

@@ -22,7 +22,7 @@ requires qemu-img --version
 
 # shellcheck disable=SC2086 # GOOD_RX_OPTS is several options
 start_receiver rx $GOOD_RX_OPTS
-good_job_start good 32
+good_job_start good 64
 
 # An odd size: the last digest block is short.
 src=$T/src.raw

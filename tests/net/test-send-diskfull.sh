@@ -26,7 +26,7 @@ mount -t tmpfs -o size=24m tmpfs "$mnt" 2>/dev/null ||
 cleanup_fn "umount -l '$mnt'"
 head -c $((12 * 1048576)) /dev/zero >"$mnt/filler"
 
-good_job_start good 48
+good_job_start good 80
 
 # 16 MiB that do not compress or deduplicate: about 12 MiB fit.
 src=$T/full.raw

@@ -4,7 +4,9 @@
 # receiver's log), while a good job runs on the same receiver and
 # completes identical:
 #   a plaintext client; a TCP client that says nothing, and a TLS client
-#   that says nothing (both dropped after --idle-timeout); text instead of
+#   that says nothing (both dropped after --idle-timeout); clients that
+#   send their TLS handshake or their HELLO a byte at a time (dropped
+#   when the two together took longer than --idle-timeout); text instead of
 #   a frame; a frame header announcing 4 GiB; a frame before HELLO; a HELLO
 #   of another version, a truncated HELLO; an EXTENT instead of JOB; and a
 #   client that stalls in the middle of an extent, whose job is then
@@ -21,7 +23,7 @@ requires qemu-img --version
 idle=2
 # shellcheck disable=SC2086 # GOOD_RX_OPTS is several options
 start_receiver rx --idle-timeout "$idle" $GOOD_RX_OPTS
-good_job_start good 64
+good_job_start good 96
 
 # bad STATUS MESSAGE MODE [RAWCLIENT-OPTIONS...]: rawclient MODE exits
 # with STATUS and says MESSAGE (see rawclient.c: 2 the receiver sent
@@ -51,14 +53,23 @@ bad 4 '^rawclient: the receiver closed the connection after 0\.[0-9] s' plain
 logged 'refused: not a TLS client: it sent plaintext \("GET / HTTP/1\.0\.\.\.\."\); vmconvert send speaks TLS 1\.3$'
 bad 4 '^rawclient: the receiver closed the connection after' tcp-stall
 dropped_after
-logged 'refused: TLS handshake: timed out \(the client sent nothing\)$'
+# (The socket timeout or the handshake deadline, whichever is first.)
+logged "refused: (TLS handshake: timed out \(the client sent nothing\)|no TLS handshake within $idle s)\$"
 bad 4 '^rawclient: the receiver closed the connection after .* without a message$' tls-stall
 dropped_after
-logged "the sender was silent for $idle s: dropped\$"
+logged "(the sender was silent for $idle s: dropped|dropped: no HELLO within $idle s)\$"
+# Clients that trickle a byte every half second, so that no read times
+# out: the handshake and the HELLO together get the idle timeout.
+bad 4 '^rawclient: the receiver closed the connection after .* sent a byte at a time\)$' trickle
+dropped_after
+logged "refused: no TLS handshake within $idle s\$"
+bad 4 '^rawclient: the receiver closed the connection after .* without a message$' trickle-hello
+dropped_after
+logged "dropped: no HELLO within $idle s\$"
 good_job_running
 
 bad 2 '^rawclient: receiver ERROR protocol after .*: protocol: unknown frame type [0-9]+$' garbage
-bad 2 '^rawclient: receiver ERROR protocol after .*: protocol: HELLO frame of 4294967280 bytes is too large \(limit 8392704\)$' oversized
+bad 2 '^rawclient: receiver ERROR protocol after .*: protocol: HELLO frame of 4294967280 bytes is too large \(limit 16384\)$' oversized
 bad 2 '^rawclient: receiver ERROR protocol after .*: expected HELLO, got EXTENT$' early
 bad 2 '^rawclient: receiver ERROR version after .*: protocol version 2 is not supported \(this receiver speaks 1\)$' version
 bad 2 '^rawclient: receiver ERROR protocol after .*: protocol: HELLO: bad magic \(not a vmconvert sender\)$' short-hello

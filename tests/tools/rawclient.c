@@ -10,8 +10,11 @@
  * Modes without TLS:
  *   plain       sends an HTTP request in plaintext
  *   tcp-stall   connects and sends nothing
+ *   trickle     sends the start of a TLS record, then a byte every half
+ *               second (each read the receiver makes succeeds)
  * Modes over TLS (-p is needed):
  *   tls-stall   completes the handshake and sends nothing
+ *   trickle-hello  sends a HELLO a byte every half second
  *   garbage     sends a line of text instead of a frame
  *   oversized   sends a HELLO frame header that announces 4 GiB, and waits
  *   early       sends an EXTENT before HELLO
@@ -39,6 +42,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +66,7 @@ enum { R_VERIFIED, R_LOCAL, R_ERROR, R_MISMATCH, R_CLOSED, R_OPEN };
 static const char *fingerprint, *token = "fleet", *job = "rawjob", *source;
 static int wait_s = 30;
 static double t0;
+static size_t trickled;             /* bytes sent by the trickle modes */
 
 static double
 now (void)
@@ -173,9 +178,21 @@ run_tcp (const char *host, const char *port, const char *mode)
     }
     for (;;) {
         int left = (int) ((t0 + wait_s - now ()) * 1000);
+        bool trickle = strcmp (mode, "trickle") == 0;
 
         pfd.fd = fd;
         pfd.events = POLLIN;
+        if (trickle && left > 0 && poll (&pfd, 1, 500) == 0) {
+            /* A handshake record of 512 bytes, never finished. */
+            static const unsigned char rec[] = { 0x16, 3, 1, 2, 0 };
+            unsigned char b = trickled < sizeof rec ? rec[trickled] : 0;
+
+            if (write (fd, &b, 1) != 1) {
+                break;
+            }
+            trickled++;
+            continue;
+        }
         if (left <= 0 || poll (&pfd, 1, left) != 1) {
             close (fd);
             return say (R_OPEN, "the receiver kept the connection open for "
@@ -188,6 +205,11 @@ run_tcp (const char *host, const char *port, const char *mode)
         total += (size_t) n;
     }
     close (fd);
+    if (trickled > 0) {
+        return say (R_CLOSED, "the receiver closed the connection after "
+                    "%.1f s (%zu bytes received, %zu sent a byte at a time)",
+                    now () - t0, total, trickled);
+    }
     return say (R_CLOSED, "the receiver closed the connection after %.1f s "
                 "(%zu bytes received)", now () - t0, total);
 }
@@ -425,6 +447,28 @@ run_early (struct tls *t, const char *mode)
     else if (strcmp (mode, "short-hello") == 0) {
         r = send_raw (t, short_hello, sizeof short_hello);
     }
+    else if (strcmp (mode, "trickle-hello") == 0) {
+        unsigned char buf[1024];
+        struct wbuf w = { buf + 8, 0, sizeof buf - 8, false };
+        struct msg_hello h = { PROTO_VERSION, "", "", 0 };
+
+        snprintf (h.token, sizeof h.token, "%s", token);
+        snprintf (h.job, sizeof h.job, "%s", job);
+        enc_hello (&w, &h);
+        memcpy (buf, (const unsigned char[]) { 0, 0, 0, MSG_HELLO,
+                                               0, 0, (unsigned char) (w.len >> 8),
+                                               (unsigned char) w.len }, 8);
+        /* A TLS record a byte, until the receiver gives up (it reads as
+         * soon as one is there). */
+        for (trickled = 0; trickled < w.len + 8; trickled++) {
+            if (tls_readable (t, 500)) {
+                break;
+            }
+            if (tls_write_all (t, buf + trickled, 1) == -1) {
+                break;
+            }
+        }
+    }
     else if (strcmp (mode, "no-job") == 0) {
         r = send_hello (t, PROTO_VERSION);
         if (r == 0) {
@@ -465,7 +509,8 @@ main (int argc, char **argv)
         return say (R_LOCAL, "usage: rawclient [options] HOST:PORT MODE");
     }
     mode = argv[optind + 1];
-    if (strcmp (mode, "plain") == 0 || strcmp (mode, "tcp-stall") == 0) {
+    if (strcmp (mode, "plain") == 0 || strcmp (mode, "tcp-stall") == 0 ||
+        strcmp (mode, "trickle") == 0) {
         return run_tcp (host, port, mode);
     }
     conf = tls_conf_client (fingerprint, NULL, NULL, NULL);
