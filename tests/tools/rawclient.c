@@ -496,7 +496,13 @@ main (int argc, char **argv)
         case 't': token = optarg; break;
         case 'j': job = optarg; break;
         case 's': source = optarg; break;
-        case 'w': wait_s = atoi (optarg); break;
+        case 'w': {
+            char *end;
+            long v = strtol (optarg, &end, 10);
+
+            wait_s = *end == '\0' && v > 0 && v <= 3600 ? (int) v : -1;
+            break;
+        }
         default:
             fprintf (stderr, "usage: rawclient [-p FP] [-t TOKEN] [-j JOB] "
                      "[-s SOURCE] [-w SECONDS] HOST:PORT MODE\n");
