@@ -281,7 +281,12 @@ writer_open (struct conn *cn, uint32_t disk)
     return w;
 }
 
-/* Make everything below w->pos durable and acknowledge it. */
+/* checkpoint: everything is durable, but the sender is gone. */
+#define ACK_LOST (-2)
+
+/* Make everything below w->pos durable and acknowledge it: 0, -1 when
+ * something could not be made durable, ACK_LOST when only the ACK could
+ * not be sent (the connection is lost; nothing is wrong here). */
 static int
 checkpoint (struct conn *cn)
 {
@@ -315,8 +320,9 @@ checkpoint (struct conn *cn)
     }
     (void) job_save_json (cn->job);
     enc_ack (&ack, w->disk, w->pos);
-    return send_msg (cn, MSG_ACK, &ack);
+    return send_msg (cn, MSG_ACK, &ack) == -1 ? ACK_LOST : 0;
 }
+
 
 /* A checkpoint is possible where the image holds everything received and
  * the digest's blocks are complete. */
@@ -386,6 +392,19 @@ io_failure (struct conn *cn, const char *what)
     send_error (cn, full ? PERR_NO_SPACE : PERR_IO, "%s", msg);
 }
 
+/* After a checkpoint that returned C (not 0): a receiver-side failure
+ * pauses the job; a lost connection just ends it. */
+static void
+checkpoint_failed (struct conn *cn, int c)
+{
+    if (c == ACK_LOST) {
+        rlog (cn, "connection lost: %s", vmc_get_error ());
+    }
+    else {
+        io_failure (cn, "checkpoint");
+    }
+}
+
 /* ---- messages ----------------------------------------------------- */
 
 static int
@@ -396,6 +415,7 @@ handle_extent (struct conn *cn, const unsigned char *p, size_t len)
     const unsigned char *data = NULL;
     XXH128_canonical_t h;
     size_t n;
+    int c;
 
     if (dec_extent (p, len, &m) == -1) {
         send_error (cn, PERR_PROTOCOL, "%s", vmc_get_error ());
@@ -486,8 +506,8 @@ handle_extent (struct conn *cn, const unsigned char *p, size_t len)
     }
     if ((cn->w->pos - cn->w->ckpt_pos >= cn->r->c->ack_bytes ||
          now () - cn->w->ckpt_time >= cn->r->c->ack_ms / 1000.0) &&
-        checkpoint_possible (cn) && checkpoint (cn) == -1) {
-        io_failure (cn, "checkpoint");
+        checkpoint_possible (cn) && (c = checkpoint (cn)) != 0) {
+        checkpoint_failed (cn, c);
         return -1;
     }
     return 0;
@@ -786,6 +806,7 @@ serve (struct conn *cn)
     size_t len;
     const char *why;
     bool got_job = false;
+    int c;
 
     cn->t = tls_accept_fd (r->tls, cn->fd, r->c->idle_timeout_ms);
     cn->fd = -1;                /* the TLS connection owns it now */
@@ -859,8 +880,8 @@ serve (struct conn *cn)
                         "resume later");
             return;
         }
-        if (ack_if_due (cn) == -1) {
-            io_failure (cn, "checkpoint");
+        if ((c = ack_if_due (cn)) != 0) {
+            checkpoint_failed (cn, c);
             return;
         }
         if (recv_frame (cn, &type, &len, PROTO_MAX_FRAME) == -1) {
