@@ -622,6 +622,50 @@ job_save_json (struct job *j)
     return r;
 }
 
+/* Enough for a rewrite of job.meta and job.json (which holds the facts)
+ * while the old copies still exist. */
+static uint64_t
+reserve_size (const struct job *j)
+{
+    return (256u << 10) + 2 * (uint64_t) j->facts_len;
+}
+
+int
+job_reserve (struct job *j)
+{
+    char path[4096];
+    struct stat st;
+    int fd, e;
+
+    job_path (j, path, sizeof path, ".reserve");
+    if (stat (path, &st) == 0 && (uint64_t) st.st_size >= reserve_size (j)) {
+        return 0;
+    }
+    fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd == -1) {
+        vmc_perror ("%s", path);
+        return -1;
+    }
+    e = posix_fallocate (fd, 0, (off_t) reserve_size (j));
+    close (fd);
+    if (e != 0) {
+        unlink (path);
+        errno = e;
+        vmc_perror ("%s", path);
+        return -1;
+    }
+    return 0;
+}
+
+void
+job_unreserve (struct job *j)
+{
+    char path[4096];
+
+    job_path (j, path, sizeof path, ".reserve");
+    (void) unlink (path);
+}
+
 void
 job_close (struct job *j)
 {

@@ -16,6 +16,8 @@
  *   diskN.hashes     the 16-byte hashes of disk N's 1 MiB blocks below the
  *                    durable offset, for the digest
  *   .lock            flock'd by the one connection serving the job
+ *   .reserve         space kept free for the state files while the job
+ *                    is in progress (see job_reserve)
  *
  * Every file name is made here; nothing that comes from the network is
  * used as a path except the job name, which the protocol restricts to
@@ -94,6 +96,13 @@ int job_truncate_hashes (struct job *j, uint32_t i, uint64_t n);
 /* The digest over disk I's stored block hashes. */
 int job_disk_digest (struct job *j, uint32_t i,
                      unsigned char out[DIGEST_LEN]);
+
+/* Space held in reserve (DIR/JOB/.reserve), so that the job's state can
+ * still be recorded when its disk fills up: job_reserve() makes sure it
+ * is there (-1 with errno ENOSPC when the disk has no room for it),
+ * job_unreserve() gives it back. */
+int job_reserve (struct job *j);
+void job_unreserve (struct job *j);
 
 /* Unlock and free; NULL is fine. */
 void job_close (struct job *j);

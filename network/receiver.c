@@ -96,7 +96,13 @@ struct conn {
     char token[256];
     uint64_t bytes_in;
     bool error_sent;            /* close gently, so the sender reads it */
+    double accepted;            /* when; see drop_slow_clients */
+    bool authenticated;         /* under r->lock */
+    atomic_bool dropped;        /* by drop_slow_clients */
 };
+
+/* The largest HELLO: magic, version, two strings, flags. */
+#define HELLO_MAX_FRAME (16u << 10)
 
 static struct receiver *the_receiver;
 static int stop_pipe[2] = { -1, -1 };
@@ -167,6 +173,9 @@ job_set_state (struct conn *cn, const char *state, const char *error)
 
     snprintf (j->state, sizeof j->state, "%s", state);
     snprintf (j->error, sizeof j->error, "%s", error != NULL ? error : "");
+    if (strcmp (state, "done") == 0 || strcmp (state, "failed") == 0) {
+        job_unreserve (j);
+    }
     if (job_save_meta (j) == -1 || job_save_json (j) == -1) {
         rlog (cn, "cannot record the job state: %s", vmc_get_error ());
     }
@@ -272,7 +281,12 @@ writer_open (struct conn *cn, uint32_t disk)
     return w;
 }
 
-/* Make everything below w->pos durable and acknowledge it. */
+/* checkpoint: everything is durable, but the sender is gone. */
+#define ACK_LOST (-2)
+
+/* Make everything below w->pos durable and acknowledge it: 0, -1 when
+ * something could not be made durable, ACK_LOST when only the ACK could
+ * not be sent (the connection is lost; nothing is wrong here). */
 static int
 checkpoint (struct conn *cn)
 {
@@ -298,10 +312,17 @@ checkpoint (struct conn *cn)
     w->nhashes = 0;
     w->ckpt_pos = w->pos;
     w->ckpt_time = now ();
+    if (strcmp (cn->job->state, "paused") == 0) {
+        snprintf (cn->job->state, sizeof cn->job->state, "receiving");
+        cn->job->error[0] = '\0';
+        (void) job_save_meta (cn->job);
+        rlog (cn, "disk %" PRIu32 ": receiving again", w->disk);
+    }
     (void) job_save_json (cn->job);
     enc_ack (&ack, w->disk, w->pos);
-    return send_msg (cn, MSG_ACK, &ack);
+    return send_msg (cn, MSG_ACK, &ack) == -1 ? ACK_LOST : 0;
 }
+
 
 /* A checkpoint is possible where the image holds everything received and
  * the digest's blocks are complete. */
@@ -360,8 +381,25 @@ io_failure (struct conn *cn, const char *what)
               full ? "the receiver's disk is full: " : "", what,
               vmc_get_error ());
     writer_close (cn, false);
+    /* The reserve makes the room to record why the job is paused. */
+    if (full) {
+        job_unreserve (cn->job);
+    }
     job_set_state (cn, "paused", msg);
     send_error (cn, full ? PERR_NO_SPACE : PERR_IO, "%s", msg);
+}
+
+/* After a checkpoint that returned C (not 0): a receiver-side failure
+ * pauses the job; a lost connection just ends it. */
+static void
+checkpoint_failed (struct conn *cn, int c)
+{
+    if (c == ACK_LOST) {
+        rlog (cn, "connection lost: %s", vmc_get_error ());
+    }
+    else {
+        io_failure (cn, "checkpoint");
+    }
 }
 
 /* ---- messages ----------------------------------------------------- */
@@ -374,6 +412,7 @@ handle_extent (struct conn *cn, const unsigned char *p, size_t len)
     const unsigned char *data = NULL;
     XXH128_canonical_t h;
     size_t n;
+    int c;
 
     if (dec_extent (p, len, &m) == -1) {
         send_error (cn, PERR_PROTOCOL, "%s", vmc_get_error ());
@@ -464,8 +503,8 @@ handle_extent (struct conn *cn, const unsigned char *p, size_t len)
     }
     if ((cn->w->pos - cn->w->ckpt_pos >= cn->r->c->ack_bytes ||
          now () - cn->w->ckpt_time >= cn->r->c->ack_ms / 1000.0) &&
-        checkpoint_possible (cn) && checkpoint (cn) == -1) {
-        io_failure (cn, "checkpoint");
+        checkpoint_possible (cn) && (c = checkpoint (cn)) != 0) {
+        checkpoint_failed (cn, c);
         return -1;
     }
     return 0;
@@ -563,15 +602,20 @@ handle_disk_end (struct conn *cn, const unsigned char *p, size_t len)
 
 /* ---- the session --------------------------------------------------- */
 
-/* Receive one frame; -1 after reporting why.  Timeouts and closes are
- * logged, not answered. */
+/* Receive one frame of at most CAP bytes; -1 after reporting why.
+ * Timeouts and closes are logged, not answered. */
 static int
-recv_frame (struct conn *cn, uint32_t *type, size_t *len)
+recv_frame (struct conn *cn, uint32_t *type, size_t *len, size_t cap)
 {
-    int r = proto_recv (cn->t, type, cn->frame, PROTO_MAX_FRAME, len);
+    int r = proto_recv (cn->t, type, cn->frame, cap, len);
 
     if (r == 0) {
         return 0;
+    }
+    if (cn->dropped) {
+        rlog (cn, "dropped: no HELLO within %d s",
+              cn->r->c->idle_timeout_ms / 1000);
+        return -1;
     }
     if (r == 1) {
         if (cn->job == NULL || strcmp (cn->job->state, "done") != 0) {
@@ -597,9 +641,10 @@ recv_frame (struct conn *cn, uint32_t *type, size_t *len)
 
 /* Authenticate the HELLO: a valid token, the token the job started with,
  * or a verified client certificate.  A token that is given must be right,
- * whatever the certificate. */
+ * whatever the certificate, and a certificate that is presented must be
+ * trusted, whatever the token (*WHY then says what is wrong with it). */
 static bool
-authenticate (struct conn *cn, const struct msg_hello *h)
+authenticate (struct conn *cn, const struct msg_hello *h, const char **why)
 {
     const char *tokens = cn->r->c->tokens;
     enum token_kind kind = TOKEN_NONE;
@@ -607,6 +652,10 @@ authenticate (struct conn *cn, const struct msg_hello *h)
     char path[4096], line[256];
     FILE *fp;
 
+    *why = tls_peer_cert_error (cn->t);
+    if (*why != NULL) {
+        return false;
+    }
     if (h->token[0] == '\0') {
         return tls_peer_cert_verified (cn->t);
     }
@@ -632,6 +681,25 @@ authenticate (struct conn *cn, const struct msg_hello *h)
     }
     token_hash (h->token, hash);
     return stored[0] != '\0' && secret_equal (hash, stored);
+}
+
+/* Before a job takes data: room to record its state later, even if its
+ * disk fills up (job_reserve).  On a full disk the job does not start or
+ * stays paused, and the sender is told to come back. */
+static int
+reserve_space (struct conn *cn)
+{
+    bool full;
+
+    if (job_reserve (cn->job) == 0) {
+        return 0;
+    }
+    full = errno == ENOSPC || errno == EDQUOT;
+    send_error (cn, full ? PERR_NO_SPACE : PERR_IO, "%s: %s; the job %s",
+                full ? "the receiver's disk is full"
+                     : "the receiver cannot write", vmc_get_error (),
+                cn->job->exists ? "stays paused" : "cannot start yet");
+    return -1;
 }
 
 static int
@@ -664,6 +732,9 @@ handle_job (struct conn *cn, const unsigned char *p, size_t len)
                         "job", j->name, j->error);
             return -1;
         }
+        if (strcmp (j->state, "done") != 0 && reserve_space (cn) == -1) {
+            return -1;
+        }
     }
     else {
         snprintf (j->format, sizeof j->format, "%s", cn->r->c->format);
@@ -684,6 +755,9 @@ handle_job (struct conn *cn, const unsigned char *p, size_t len)
             memcpy (j->facts, m.facts, m.facts_len);
             j->facts_len = m.facts_len;
         }
+        if (reserve_space (cn) == -1) {
+            return -1;
+        }
         /* A single-use token is spent now, on the job it starts. */
         if (cn->token_single) {
             if (tokens_consume (cn->r->c->tokens, cn->token) == -1) {
@@ -700,9 +774,11 @@ handle_job (struct conn *cn, const unsigned char *p, size_t len)
         j->exists = true;
         rlog (cn, "new job: %" PRIu32 " disk(s)", j->ndisks);
     }
-    if (strcmp (j->state, "paused") == 0 || strcmp (j->state, "done") != 0) {
-        snprintf (j->state, sizeof j->state, "%s",
-                  strcmp (j->state, "done") == 0 ? "done" : "receiving");
+    /* A paused job stays paused, with its reason, until it makes progress
+     * again (checkpoint): a sender retrying against a disk that is still
+     * full does not make it look resumed. */
+    if (strcmp (j->state, "done") != 0 && strcmp (j->state, "paused") != 0) {
+        snprintf (j->state, sizeof j->state, "receiving");
         j->error[0] = '\0';
     }
     (void) job_save_meta (j);
@@ -725,16 +801,25 @@ serve (struct conn *cn)
     struct msg_error er;
     uint32_t type;
     size_t len;
-    char fp[TLS_FINGERPRINT_LEN];
+    const char *why;
     bool got_job = false;
+    int c;
 
     cn->t = tls_accept_fd (r->tls, cn->fd, r->c->idle_timeout_ms);
     cn->fd = -1;                /* the TLS connection owns it now */
     if (cn->t == NULL) {
-        rlog (cn, "refused: %s", vmc_get_error ());
+        if (cn->dropped) {
+            rlog (cn, "refused: no TLS handshake within %d s",
+                  r->c->idle_timeout_ms / 1000);
+        }
+        else {
+            rlog (cn, "refused: %s", vmc_get_error ());
+        }
         return;
     }
-    if (recv_frame (cn, &type, &len) == -1) {
+    /* Nothing but a small HELLO is read from a client not yet
+     * authenticated. */
+    if (recv_frame (cn, &type, &len, HELLO_MAX_FRAME) == -1) {
         return;
     }
     if (type != MSG_HELLO) {
@@ -758,15 +843,18 @@ serve (struct conn *cn)
                     "digits, '.', '_', '-'; 64 at most)");
         return;
     }
-    if (!authenticate (cn, &h)) {
+    if (!authenticate (cn, &h, &why)) {
         /* Slow down guessing. */
         usleep (200000);
-        send_error (cn, PERR_AUTH, "authentication failed");
-        rlog (cn, "authentication failed for job %s%s", h.job,
-              tls_peer_fingerprint (cn->t, fp) == 0 ? " (client certificate "
-              "not trusted)" : "");
+        send_error (cn, PERR_AUTH, "authentication failed%s%s",
+                    why != NULL ? ": " : "", why != NULL ? why : "");
+        rlog (cn, "authentication failed for job %s%s%s", h.job,
+              why != NULL ? ": " : "", why != NULL ? why : "");
         return;
     }
+    pthread_mutex_lock (&r->lock);
+    cn->authenticated = true;
+    pthread_mutex_unlock (&r->lock);
     cn->job = job_open (r->c->dir, h.job);
     if (cn->job == NULL) {
         if (errno == EBUSY) {
@@ -789,11 +877,11 @@ serve (struct conn *cn)
                         "resume later");
             return;
         }
-        if (ack_when_idle (cn) == -1) {
-            io_failure (cn, "checkpoint");
+        if ((c = ack_when_idle (cn)) != 0) {
+            checkpoint_failed (cn, c);
             return;
         }
-        if (recv_frame (cn, &type, &len) == -1) {
+        if (recv_frame (cn, &type, &len, PROTO_MAX_FRAME) == -1) {
             writer_close (cn, true);
             if (r->stopping) {
                 send_error (cn, PERR_SHUTDOWN, "the receiver is stopping; "
@@ -870,6 +958,11 @@ conn_thread (void *arg)
     if (cn->bytes_in > 0) {
         rlog (cn, "connection closed after %" PRIu64 " bytes", cn->bytes_in);
     }
+    /* The socket is about to be closed, and its number reused: nobody may
+     * shut it down any more. */
+    pthread_mutex_lock (&r->lock);
+    cn->sock = -1;
+    pthread_mutex_unlock (&r->lock);
     writer_free (cn->w);
     if (cn->error_sent) {
         tls_close_linger (cn->t, 2000);
@@ -899,6 +992,26 @@ conn_thread (void *arg)
 }
 
 /* ---- listening ---------------------------------------------------- */
+
+/* A client gets the idle timeout for its TLS handshake and HELLO
+ * together.  Socket timeouts bound each read only: a client trickling a
+ * byte at a time would otherwise hold a connection, one of
+ * max_connections, for ever without authenticating. */
+static void
+drop_slow_clients (struct receiver *r)
+{
+    double t = now ();
+
+    pthread_mutex_lock (&r->lock);
+    for (struct conn *cn = r->conns; cn != NULL; cn = cn->next) {
+        if (!cn->authenticated && cn->sock != -1 && !cn->dropped &&
+            t - cn->accepted > r->c->idle_timeout_ms / 1000.0) {
+            cn->dropped = true;
+            shutdown (cn->sock, SHUT_RDWR);
+        }
+    }
+    pthread_mutex_unlock (&r->lock);
+}
 
 static void
 on_signal (int sig)
@@ -1081,9 +1194,10 @@ receiver_run (const struct receiver_config *c)
         socklen_t sl = sizeof ss;
         struct conn *cn;
         pthread_t th;
-        int fd, one = 1;
+        int fd, n, one = 1;
 
-        if (poll (pfd, 2, -1) == -1) {
+        n = poll (pfd, 2, 1000);
+        if (n == -1) {
             if (errno == EINTR) {
                 continue;
             }
@@ -1092,6 +1206,10 @@ receiver_run (const struct receiver_config *c)
         }
         if (pfd[1].revents != 0 || r.stopping) {
             break;
+        }
+        drop_slow_clients (&r);
+        if (n == 0) {
+            continue;
         }
         fd = accept4 (lfd, (struct sockaddr *) &ss, &sl, SOCK_CLOEXEC);
         if (fd == -1) {
@@ -1106,6 +1224,7 @@ receiver_run (const struct receiver_config *c)
         cn->r = &r;
         cn->fd = fd;
         cn->sock = fd;
+        cn->accepted = now ();
         peer_name (&ss, sl, cn->peer, sizeof cn->peer);
         pthread_mutex_lock (&r.lock);
         if (r.nconns >= c->max_conns) {
@@ -1135,7 +1254,9 @@ receiver_run (const struct receiver_config *c)
     rlog (NULL, "stopping: %u connection(s) to finish", r.nconns);
     pthread_mutex_lock (&r.lock);
     for (struct conn *cn = r.conns; cn != NULL; cn = cn->next) {
-        shutdown (cn->sock, SHUT_RD);
+        if (cn->sock != -1) {
+            shutdown (cn->sock, SHUT_RD);
+        }
     }
     pthread_mutex_unlock (&r.lock);
     clock_gettime (CLOCK_REALTIME, &deadline);

@@ -803,6 +803,11 @@ send_disk (struct sender *s, uint32_t di)
             w.len = 0;
             enc_abort (&w, msg);
             (void) send_frame (s, MSG_ABORT, &w);
+            /* Close gently, so the receiver reads the ABORT: closing with
+             * ACKs unread would reset the connection, and a reset can
+             * discard what the receiver has not read yet. */
+            tls_close_linger (s->t, 2000);
+            s->t = NULL;
             return fail_fatal (s, "%s", msg);
         }
         if (p->filled == 0 && p->done) {

@@ -52,6 +52,8 @@ struct tls {
     int fd;
     struct tls_conf *conf;
     char verify_error[256];             /* why the peer was refused */
+    char peer_cert_error[256];          /* server: why the client's
+                                         * certificate did not verify */
 };
 
 static int ssl_conn_index = -1;
@@ -151,20 +153,29 @@ pinned_verify (int preverify, X509_STORE_CTX *store)
 }
 
 /* Verify callback for CA-based checks: keep OpenSSL's verdict, remember a
- * readable reason. */
+ * readable reason.  A server lets the handshake finish even so: the
+ * client is then refused at its HELLO, with the reason, rather than with
+ * a TLS alert that a sender cannot tell from a dropped connection (and
+ * would retry). */
 static int
 ca_verify (int preverify, X509_STORE_CTX *store)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data (store,
                                            SSL_get_ex_data_X509_STORE_CTX_idx ());
     struct tls *t = SSL_get_ex_data (ssl, ssl_conn_index);
+    int err = X509_STORE_CTX_get_error (store);
 
+    if (t != NULL && t->conf->server) {
+        if (!preverify && t->peer_cert_error[0] == '\0') {
+            snprintf (t->peer_cert_error, sizeof t->peer_cert_error,
+                      "the client certificate is not trusted: %s",
+                      X509_verify_cert_error_string (err));
+        }
+        return 1;
+    }
     if (!preverify && t != NULL && t->verify_error[0] == '\0') {
-        int err = X509_STORE_CTX_get_error (store);
-
         snprintf (t->verify_error, sizeof t->verify_error,
-                  "%s certificate not trusted: %s",
-                  t->conf->server ? "client" : "server",
+                  "server certificate not trusted: %s",
                   X509_verify_cert_error_string (err));
     }
     return preverify;
@@ -385,6 +396,45 @@ tls_new (struct tls_conf *conf, int fd, int timeout_ms)
     return t;
 }
 
+/* Before the handshake, look at what the client sent first: a TLS
+ * connection starts with a handshake record (0x16).  Anything else is
+ * reported as what it is, with the start of what was sent, rather than as
+ * OpenSSL's "wrong version number" or "http request". */
+static int
+check_first_bytes (int fd)
+{
+    unsigned char b[24];
+    char shown[sizeof b + 1];
+    ssize_t n;
+    size_t i;
+
+    do {
+        n = recv (fd, b, sizeof b, MSG_PEEK);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        vmc_error ("TLS handshake: timed out (the client sent nothing)");
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    if (n == 0) {
+        vmc_error ("the client closed the connection before the TLS "
+                   "handshake");
+        errno = ECONNRESET;
+        return -1;
+    }
+    if (n == -1 || b[0] == 0x16) {
+        return 0;               /* SSL_accept tells the rest */
+    }
+    for (i = 0; i < (size_t) n; i++) {
+        shown[i] = b[i] >= 0x20 && b[i] < 0x7f ? (char) b[i] : '.';
+    }
+    shown[n] = '\0';
+    vmc_error ("not a TLS client: it sent plaintext (\"%s\"); vmconvert "
+               "send speaks TLS 1.3", shown);
+    errno = EPROTO;
+    return -1;
+}
+
 struct tls *
 tls_accept_fd (struct tls_conf *conf, int fd, int timeout_ms)
 {
@@ -392,6 +442,15 @@ tls_accept_fd (struct tls_conf *conf, int fd, int timeout_ms)
     int r;
 
     if (t == NULL) {
+        return NULL;
+    }
+    if (check_first_bytes (fd) == -1) {
+        int e = errno;
+
+        SSL_free (t->ssl);
+        t->ssl = NULL;
+        tls_close (t);
+        errno = e;
         return NULL;
     }
     ERR_clear_error ();
@@ -546,8 +605,27 @@ tls_peer_cert_verified (struct tls *t)
 {
     return SSL_get0_peer_certificate (t->ssl) != NULL &&
            SSL_get_verify_result (t->ssl) == X509_V_OK &&
+           t->peer_cert_error[0] == '\0' &&
            t->conf->server &&
            SSL_CTX_get_verify_mode (t->conf->ctx) != SSL_VERIFY_NONE;
+}
+
+const char *
+tls_peer_cert_error (struct tls *t)
+{
+    if (SSL_get0_peer_certificate (t->ssl) == NULL) {
+        return NULL;
+    }
+    if (t->peer_cert_error[0] != '\0') {
+        return t->peer_cert_error;
+    }
+    if (SSL_get_verify_result (t->ssl) != X509_V_OK) {
+        snprintf (t->peer_cert_error, sizeof t->peer_cert_error,
+                  "the client certificate is not trusted: %s",
+                  X509_verify_cert_error_string (SSL_get_verify_result (t->ssl)));
+        return t->peer_cert_error;
+    }
+    return NULL;
 }
 
 const char *

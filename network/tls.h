@@ -25,7 +25,8 @@ struct tls;
 
 /* Server settings.  CLIENT_CA may be NULL (no client certificates asked
  * for); when given, a client that presents a certificate must present one
- * signed by it, and tls_peer_cert_verified() says whether it did. */
+ * signed by it, and tls_peer_cert_verified() says whether it did
+ * (tls_peer_cert_error() says why not). */
 struct tls_conf *tls_conf_server (const char *cert_file, const char *key_file,
                                   const char *client_ca_file);
 
@@ -63,6 +64,13 @@ int tls_peer_fingerprint (struct tls *t, char out[TLS_FINGERPRINT_LEN]);
 /* True when the peer presented a certificate that the configured CA
  * verified (server side, with a client CA). */
 bool tls_peer_cert_verified (struct tls *t);
+
+/* Server side: why the certificate the client presented did not verify
+ * ("the client certificate is not trusted: certificate has expired"), or
+ * NULL when it presented none or a good one.  A bad client certificate
+ * does not fail the handshake: the server refuses the client when it
+ * asks for something, and can tell it why. */
+const char *tls_peer_cert_error (struct tls *t);
 
 /* The negotiated cipher suite name, for logs. */
 const char *tls_cipher (struct tls *t);
