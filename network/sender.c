@@ -125,6 +125,8 @@ struct sender {
     char last_error[1024];
     double start_time, last_progress, last_report;
     uint64_t wire_bytes, data_bytes, resent_bytes;
+    double rate_start;              /* --max-rate: first byte sent */
+    uint64_t rate_bytes;            /* ... and bytes since */
     uint64_t resent_max;            /* the most resent in one connection */
     uint64_t reconnects;            /* after lost or refused connections */
     uint64_t guest_bytes;           /* guest bytes sent in this run */
@@ -768,6 +770,30 @@ window_full (const struct sender *s, const struct disk *d)
            d->sent % ACK_ALIGN == 0;
 }
 
+/* --max-rate: after sending LEN more bytes, sleep until the average
+ * since the first byte is back at the limit. */
+static void
+pace (struct sender *s, size_t len)
+{
+    double ahead;
+
+    if (s->c->max_rate == 0) {
+        return;
+    }
+    if (s->rate_start == 0) {
+        s->rate_start = now ();
+    }
+    s->rate_bytes += len;
+    ahead = s->rate_start + (double) s->rate_bytes / (double) s->c->max_rate
+            - now ();
+    if (ahead > 0) {
+        struct timespec ts = { (time_t) ahead,
+                               (long) ((ahead - (double) (time_t) ahead) * 1e9) };
+        while (nanosleep (&ts, &ts) == -1 && errno == EINTR) {
+        }
+    }
+}
+
 /* Stream disk DI from its durable offset to DISK_DONE. */
 static enum outcome
 send_disk (struct sender *s, uint32_t di)
@@ -822,6 +848,7 @@ send_disk (struct sender *s, uint32_t di)
             break;
         }
         s->wire_bytes += sl->len;
+        pace (s, sl->len);
         s->data_bytes += sl->data_bytes;
         s->guest_bytes += sl->end - sl->start;
         again += sl->resent_bytes;

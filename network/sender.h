@@ -30,6 +30,8 @@ struct sender_config {
                                      * progress */
     uint64_t window;                /* unacknowledged bytes in flight */
     int timeout_ms;                 /* connect and idle timeout */
+    uint64_t max_rate;              /* bytes per second on the wire, 0: no
+                                     * limit */
     bool all_blocks;                /* no used-block map: send everything */
     double backoff;                 /* first wait before reconnecting, in
                                      * seconds (0: 1 s); doubled while no

@@ -24,8 +24,8 @@ send_usage (FILE *fp)
              "         [--compress zstd|zlib|none] [--level N] [-f FMT]\n"
              "         [--facts FILE] [--progress[=text|json|none]]\n"
              "         [--retry SECONDS] [--backoff SECONDS] [--window SIZE]\n"
-             "         [--timeout SECONDS] [--cert FILE --key FILE] [--all-blocks]\n"
-             "         SRC...\n"
+             "         [--timeout SECONDS] [--max-rate RATE] [--cert FILE --key FILE]\n"
+             "         [--all-blocks] SRC...\n"
              "\n"
              "Send each SRC (an image file of any readable format, or a block\n"
              "device) to a `vmconvert receive` over TLS 1.3, as one job.  Only\n"
@@ -59,6 +59,8 @@ send_usage (FILE *fp)
              "  --window SIZE            unacknowledged data in flight\n"
              "                           (default 256M; 2M at least in effect)\n"
              "  --timeout SECONDS        connect and idle timeout (default 60)\n"
+             "  --max-rate RATE          at most RATE bytes per second on the\n"
+             "                           wire (e.g. 50M), to spare a shared link\n"
              "  --all-blocks             send every block: no used-block map\n"
              "                           (by default the disks are mapped\n"
              "                           together, see `vmconvert map`, and\n"
@@ -125,6 +127,7 @@ cmd_send (int argc, char **argv)
         { "timeout", required_argument, NULL, 'o' },
         { "all-blocks", no_argument, NULL, 'B' },
         { "backoff", required_argument, NULL, 'b' },
+        { "max-rate", required_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -220,6 +223,14 @@ cmd_send (int argc, char **argv)
                             "from 0.001 to 30", optarg);
                 return 1;
             }
+            break;
+        case 'R':
+            if (parse_size (optarg, &v) == -1 || v < 4096) {
+                cli_errorf ("--max-rate: \"%s\" is not a rate of 4K (bytes "
+                            "per second) or more", optarg);
+                return 1;
+            }
+            c.max_rate = v;
             break;
         case 'w':
             if (parse_size (optarg, &v) == -1 || v < (1u << 20)) {

@@ -2,13 +2,11 @@
 # to show the receiver keeps serving every other job meanwhile.  Source
 # it after net.sh.
 #
-#   GOOD_RX_OPTS        options start_receiver needs for the pacing below
+#   GOOD_RX_OPTS        receiver options: acknowledge often, so progress shows
 #   good_job_start NAME MIB [SEND-OPTIONS...]
 #       makes $T/NAME.raw (MIB MiB of data) and sends it in the background
-#       as job NAME.  The receiver acknowledges every half second
-#       (GOOD_RX_OPTS) and the sender keeps 1 MiB in flight, which paces
-#       the job at about 4 MiB/s: MIB / 4 seconds, however fast the
-#       machine.  Sets GOOD_PID, GOOD_NAME.
+#       as job NAME, paced by --max-rate 4M: it takes about MIB / 4
+#       seconds, however fast the machine.  Sets GOOD_PID, GOOD_NAME.
 #   good_job_running    fails the test unless the good job is still being
 #       sent and its durable bytes grew since the last call (or the
 #       start) at least 3 s before: the bad input was tried while it ran,
@@ -37,7 +35,7 @@ good_job_start () {
     shift 2
     "$TOOLS/mkdisk" -s 7 -d 100 $((_mib * 1048576)) "$T/$GOOD_NAME.raw"
     hash_of "$T/$GOOD_NAME.raw" >"$T/$GOOD_NAME.sha"
-    send_job --token fleet --job "$GOOD_NAME" --window 1M "$@" \
+    send_job --token fleet --job "$GOOD_NAME" --max-rate 4M "$@" \
         "$T/$GOOD_NAME.raw" 2>"$T/$GOOD_NAME.err" &
     GOOD_PID=$!
     bg_started "$GOOD_PID"

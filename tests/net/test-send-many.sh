@@ -23,15 +23,27 @@ mkdir "$T/rx"
 if mount -t tmpfs -o size=1200m tmpfs "$T/rx" 2>/dev/null; then
     cleanup_fn "umount -l '$T/rx'"
 fi
-# Acknowledgements every 4 s (and --window 1M below: 2 MiB per
-# acknowledgement) pace each sender to 512 KiB/s, so that all are under
-# way together for several seconds however fast the machine (starting
-# 64 senders takes a few seconds on 2 busy cores).
-start_receiver rx --ack-ms 4000 --max-connections 100
+# --max-rate 256K below paces each sender, so that all are under way
+# together for several seconds however fast the machine (starting 64
+# senders takes a few seconds on 2 busy cores).
+start_receiver rx --max-connections 100
 
+# Sources for the compressing senders (odd i) compress to about half,
+# whatever the seed: each 64 KiB is half random bytes, half a pattern.  The
+# others are mkdisk's mix of data, zeros and holes.
 i=0
 while [ "$i" -lt "$n" ]; do
-    "$TOOLS/mkdisk" -s $((100 + i)) -d 100 $((mib * 1048576)) "$T/src$i.raw"
+    if [ $((i % 2)) -eq 0 ]; then
+        "$TOOLS/mkdisk" -s $((100 + i)) -d 100 $((mib * 1048576)) \
+            "$T/src$i.raw"
+    else
+        /usr/bin/python3 -c '
+import os, sys
+with open(sys.argv[1], "wb") as f:
+    for _ in range(int(sys.argv[2]) * 16):
+        f.write(os.urandom(32768) + b"vmconvert " * 3276 + b"vm")
+' "$T/src$i.raw" "$mib"
+    fi
     i=$((i + 1))
 done
 
@@ -47,7 +59,7 @@ i=0
 while [ "$i" -lt "$n" ]; do
     comp=none
     [ $((i % 2)) -eq 0 ] || comp=zstd
-    send_job --token fleet --job "many$i" --window 1M --compress "$comp" \
+    send_job --token fleet --job "many$i" --max-rate 256K --compress "$comp" \
         "$T/src$i.raw" 2>"$T/send$i.err" &
     bg_started $!
     pids="$pids $!"
