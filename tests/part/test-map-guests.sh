@@ -438,6 +438,20 @@ done
 step "map checked"
 [ "$(vol 6 fs)" = swap ] && [ "$(vol 6 uuid)" = "$swap_uuid" ] &&
     [ "$(vol 6 used_bytes)" = 4096 ] || fail "swap: $(vol 6 fs) $(vol 6 used_bytes)"
+# Every partition's used ranges are in the disk's (what convert copies).
+/usr/bin/python3 - "$T/map.json" <<'EOF' || fail "a volume's used range is not in the disk's"
+import json, sys
+m = json.load(open(sys.argv[1]))
+disk = m["disks"][0]["used_ranges"]
+for v in m["volumes"]:
+    if v["kind"] != "partition" or v["fs"] == "LVM2_member":
+        continue    # (a PV's ranges are its LVs')
+    for s, e in v["used_ranges"]:
+        s, e = v["start"] + s, v["start"] + e
+        if not any(a <= s and e <= b for a, b in disk):
+            print("%s: %d..%d not in the disk's used ranges" % (v["name"], s, e))
+            sys.exit(1)
+EOF
 used=$(jq -r '.disks[0].used_bytes' "$T/map.json")
 dsize=$(stat -c %s "$d")
 echo "disk: $used of $dsize bytes used (filesystems: $total_fs)"
@@ -481,7 +495,7 @@ send_job --token fleet --job guests "$d" 2>"$T/send.err" ||
     { cat "$T/send.err" >&2; fail "send"; }
 grep -q verified "$T/send.err" || fail "the sender did not verify"
 stop_receiver
-[ "$(job_state guests)" = done ] || fail "job state $(job_state guests)"
+[ "$(job_state guests)" = "done" ] || fail "job state $(job_state guests)"
 f=$RX_DIR/guests/$(jq -r '.disks[0].file' "$RX_DIR/guests/job.json")
 qemu-img compare -q -f qcow2 -F qcow2 "$T/map.qcow2" "$f" ||
     fail "the received disk differs from the converted one"
