@@ -309,6 +309,49 @@ load_disk_states (struct job *j)
     return 0;
 }
 
+/* A disk is renamed to its final name only once its digest matched (see
+ * receiver.c), and recorded done in job.meta right after.  A receiver
+ * that died in between left a verified disk that job.meta still calls
+ * receiving, with no partial file to resume: every resume would fail to
+ * open it.  Such a disk is recorded done now, with the digest of its
+ * block hashes (the one that matched). */
+static int
+recover_renamed (struct job *j)
+{
+    unsigned char dg[DIGEST_LEN];
+    char file[64], part[4096], final[4096];
+    bool changed = false, all_done = true;
+    struct stat st;
+    uint32_t i;
+
+    for (i = 0; i < j->ndisks; i++) {
+        struct job_disk *d = &j->disks[i];
+
+        job_disk_file (j, i, true, file, sizeof file);
+        job_path (j, part, sizeof part, "%s", file);
+        job_disk_file (j, i, false, file, sizeof file);
+        job_path (j, final, sizeof final, "%s", file);
+        if (d->state == DISK_RECEIVING && stat (part, &st) == -1 &&
+            errno == ENOENT && stat (final, &st) == 0) {
+            if (job_disk_digest (j, i, dg) == -1) {
+                return -1;
+            }
+            d->state = DISK_DONE;
+            d->durable = d->size;
+            digest_hex (dg, d->digest);
+            changed = true;
+        }
+        all_done &= d->state == DISK_DONE;
+    }
+    if (!changed) {
+        return 0;
+    }
+    if (all_done) {
+        snprintf (j->state, sizeof j->state, "done");
+    }
+    return job_save_meta (j) == -1 || job_save_json (j) == -1 ? -1 : 0;
+}
+
 struct job *
 job_open (const char *root, const char *name)
 {
@@ -355,6 +398,9 @@ job_open (const char *root, const char *name)
 
         j->facts = read_small (j, "job.facts", PROTO_MAX_FACTS, &len);
         j->facts_len = j->facts != NULL ? len : 0;
+        if (recover_renamed (j) == -1) {
+            goto fail;
+        }
     }
     return j;
 fail:
