@@ -599,7 +599,9 @@ send_setup () {
     done
     if [ ! -s "$k/keys.psk" ]; then
         rm -rf "$k" "$k.part"
-        mkdir -p "$k.part" && chmod 700 "$k.part" || die "cannot create $k"
+        if ! mkdir -p "$k.part" || ! chmod 700 "$k.part"; then
+            die "cannot create $k"
+        fi
         # The receiver's certificate (a sender trusts it by fingerprint).
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
             -nodes -keyout "$k.part/key.pem" -out "$k.part/cert.pem" \

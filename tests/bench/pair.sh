@@ -172,7 +172,7 @@ vmconvert)
     sys=$(awk -v a="$(time_field "$D/tx.time" 3)" -v b="$RX_SYS" 'BEGIN { print a + b }')
     tx_rss=$(time_field "$D/tx.time" 4)
     rx_rss=$RX_HWM
-    out=$(ls "$D"/rx/bench/disk0.* 2>/dev/null | grep -v '\.part$\|\.state$\|\.hashes$' | head -n 1)
+    out=$D/rx/bench/disk0.qcow2
     note="CPU send $(awk -v a="$(time_field "$D/tx.time" 2)" -v b="$(time_field "$D/tx.time" 3)" 'BEGIN { printf "%.2f", a + b }') s, receive $(awk -v a="$RX_USER" -v b="$RX_SYS" 'BEGIN { printf "%.2f", a + b }') s"
     payload=$(grep -o '[0-9]* on the wire' "$D/tx.log" | head -n 1)
     [ -n "$payload" ] && note="$note; payload $payload"
@@ -245,7 +245,9 @@ nbdcopy-qemu-nbd|nbdcopy-raw|qemu-img)
     ;;
 esac
 
-[ -n "${out:-}" ] && [ -f "$out" ] || die "no output"
+if [ -z "${out:-}" ] || [ ! -f "$out" ]; then
+    die "no output"
+fi
 ms=$(( (t1 - t0) / 1000000 ))
 wall=$(printf '%d.%03d' $(( ms / 1000 )) $(( ms % 1000 )))
 printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wall" "$user" "$sys" "$tx_rss" \
