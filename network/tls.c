@@ -40,6 +40,15 @@
 #define CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
                      "TLS_CHACHA20_POLY1305_SHA256"
 
+/* Per connection: OpenSSL's read-ahead buffer (see new_ctx), the write
+ * buffer (see set_bios). */
+#ifndef READ_BUFFER
+#define READ_BUFFER (256u << 10)
+#endif
+#ifndef WRITE_BUFFER
+#define WRITE_BUFFER (256u << 10)
+#endif
+
 struct tls_conf {
     SSL_CTX *ctx;
     bool server;
@@ -203,6 +212,12 @@ new_ctx (bool server)
     SSL_CTX_set_num_tickets (ctx, 0);
     SSL_CTX_set_options (ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_mode (ctx, SSL_MODE_AUTO_RETRY);
+    /* Read what the socket has, up to READ_BUFFER, in one read(): without
+     * read-ahead OpenSSL reads each record's 5-byte header and then its
+     * body, two system calls per 16 KiB record, each of which also makes
+     * the kernel send a window update. */
+    SSL_CTX_set_read_ahead (ctx, 1);
+    SSL_CTX_set_default_read_buffer_len (ctx, READ_BUFFER);
     return ctx;
 }
 
@@ -369,6 +384,31 @@ io_error (struct tls *t, int r, const char *what)
     errno = EPROTO;
 }
 
+/* Reads straight from the socket (OpenSSL's read-ahead buffer, see
+ * new_ctx); writes through a WRITE_BUFFER buffer, flushed by
+ * tls_write_all, so that a large write goes out in large send() calls and
+ * large TCP segments instead of one per 16 KiB record (OpenSSL flushes it
+ * itself after handshake messages and alerts). */
+static int
+set_bios (SSL *ssl, int fd)
+{
+    BIO *sock = BIO_new_socket (fd, BIO_NOCLOSE);
+    BIO *buf = BIO_new (BIO_f_buffer ());
+
+    if (sock == NULL || buf == NULL ||
+        BIO_set_write_buffer_size (buf, WRITE_BUFFER) != 1 ||
+        BIO_up_ref (sock) != 1) {
+        BIO_free (sock);
+        BIO_free (buf);
+        return -1;
+    }
+    /* One reference of sock for the chain, one for the read side. */
+    BIO_push (buf, sock);
+    SSL_set0_rbio (ssl, sock);
+    SSL_set0_wbio (ssl, buf);
+    return 0;
+}
+
 static struct tls *
 tls_new (struct tls_conf *conf, int fd, int timeout_ms)
 {
@@ -387,7 +427,7 @@ tls_new (struct tls_conf *conf, int fd, int timeout_ms)
         return NULL;
     }
     t->ssl = SSL_new (conf->ctx);
-    if (t->ssl == NULL || SSL_set_fd (t->ssl, fd) != 1 ||
+    if (t->ssl == NULL || set_bios (t->ssl, fd) == -1 ||
         SSL_set_ex_data (t->ssl, ssl_conn_index, t) != 1) {
         ssl_error ("SSL_new");
         tls_close (t);
@@ -562,7 +602,9 @@ tls_readable (struct tls *t, int timeout_ms)
 {
     struct pollfd pfd = { t->fd, POLLIN, 0 };
 
-    if (SSL_pending (t->ssl) > 0) {
+    /* Records already read ahead into OpenSSL's buffer, processed or not:
+     * the socket may have nothing left. */
+    if (SSL_has_pending (t->ssl)) {
         return true;
     }
     return poll (&pfd, 1, timeout_ms) == 1;
@@ -584,6 +626,22 @@ tls_write_all (struct tls *t, const void *buf, size_t len)
         }
         buf = (const char *) buf + done;
         len -= done;
+    }
+    ERR_clear_error ();
+    errno = 0;
+    if (BIO_flush (SSL_get_wbio (t->ssl)) != 1) {
+        if (BIO_should_retry (SSL_get_wbio (t->ssl))) {
+            errno = ETIMEDOUT;
+            vmc_error ("TLS write: timed out");
+        }
+        else if (errno != 0) {
+            vmc_perror ("TLS write");
+        }
+        else {
+            errno = ECONNRESET;
+            vmc_error ("TLS write: the connection was closed");
+        }
+        return -1;
     }
     return 0;
 }

@@ -6,6 +6,13 @@
 #   convert   vmconvert convert -O qcow2 vs qemu-img convert -O qcow2 (its
 #             defaults, and -W -m 16), from raw, VMDK and VHDX versions of a
 #             realistic 4 GiB guest disk and of a fully random 4 GiB disk
+#   send      vmconvert send -> vmconvert receive --format qcow2 over
+#             loopback TLS (plain and --compress zstd) vs nbdkit
+#             --tls=require (PSK, AES-GCM) -> nbdcopy -> qemu-nbd qcow2, and
+#             two more peers for reference (nbdcopy -> raw file, qemu-img
+#             convert from nbds://), from the raw disks; each pipeline runs
+#             in a private network namespace (tests/bench/pair.sh) so that
+#             the loopback counters give its bytes on the wire
 #
 # A section is a function section_NAME that builds its inputs (cached in
 # build/bench/, rebuilt only when missing), then calls run_group once per
@@ -31,6 +38,9 @@
 #   BENCH_VERIFY        1: after the warm-up, check vmconvert's output with
 #                       qemu-img compare [1]
 #   BENCH_TIMEOUT       seconds before a run is killed [600]
+#   BENCH_SEND_PEERS    send section: peer pipelines [nbdcopy-qemu-nbd
+#                       nbdcopy-raw qemu-img] (the first is the one of the
+#                       goal)
 #   VMCONVERT           the binary [build/vmconvert]
 #
 # Exit status: 0 when the bench ran, even if goals are missed (they are
@@ -48,11 +58,13 @@ SOURCES=${BENCH_SOURCES:-raw vmdk vhdx}
 OUT_FORMAT=${BENCH_OUT_FORMAT:-qcow2}
 VERIFY=${BENCH_VERIFY:-1}
 TIMEOUT=${BENCH_TIMEOUT:-600}
-ALL_SECTIONS="convert"
+ALL_SECTIONS="convert send"
+SEND_PEERS=${BENCH_SEND_PEERS:-nbdcopy-qemu-nbd nbdcopy-raw qemu-img}
 
 # Goals (see BENCHMARKS.md).
-GOAL_RATIO=1.0          # qemu-img time / vmconvert time, every group
-GOAL_RSS_MIB=64         # vmconvert peak RSS
+GOAL_RATIO=1.0          # convert: qemu-img time / vmconvert time, every group
+GOAL_SEND_RATIO=1.5     # send: nbdkit + nbdcopy time / vmconvert time
+GOAL_RSS_MIB=64         # vmconvert peak RSS (send: each side)
 
 die () { echo "bench: $*" >&2; exit 1; }
 say () { printf 'bench: %s %s\n' "$(date +%T)" "$*" >&2; }
@@ -134,6 +146,7 @@ machine_info () {
     echo "- CPU: ${cpu:-unknown}, $(nproc) cores online ($(grep -c '^processor' /proc/cpuinfo) in /proc/cpuinfo)"
     echo "- RAM: $mem; kernel $(uname -r); $(sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | tr -d '"')"
     echo "- qemu-img: $(qemu-img --version | head -1)"
+    [ -n "${SEND_NBD_VERSIONS:-}" ] && echo "- NBD peers: $SEND_NBD_VERSIONS"
     echo "- vmconvert: $("$VMCONVERT" --version 2>/dev/null | head -1), git $(git -C "$top" describe --always --dirty 2>/dev/null || echo '?')"
     echo "- Outputs in: $OUT_DIR ($OUT_FS); memory pretouched before each run: $PRETOUCH_MIB MiB (capped by free memory); rounds: 1 warm-up + $ROUNDS"
     echo "- Load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -176,12 +189,14 @@ disk_file () {
     echo "$B/$1-$tag.$2"
 }
 
+# build_inputs [FORMATS]: the raw disks of BENCH_DISKS and their versions
+# in FORMATS (default BENCH_SOURCES).
 build_inputs () {
-    local d f raw missing=0 avail
+    local d f raw missing=0 avail formats=${1:-$SOURCES}
     # Room for the missing inputs (each about the virtual size) + 1 GiB.
     for d in $DISKS; do
         # shellcheck disable=SC2086 # one word per format
-        for f in $(printf '%s\n' raw $SOURCES | sort -u); do
+        for f in $(printf '%s\n' raw $formats | sort -u); do
             [ -s "$(disk_file "$d" "$f")" ] || missing=$(( missing + 1 ))
         done
     done
@@ -207,7 +222,7 @@ build_inputs () {
             ;;
         *) die "unknown disk '$d' in BENCH_DISKS (guest, random)" ;;
         esac
-        for f in $SOURCES; do
+        for f in $formats; do
             [ "$f" = raw ] && continue
             make_input "$(disk_file "$d" "$f")" qemu_img_make "$f" "$raw" \
                 "$(disk_file "$d" "$f")" || return 1
@@ -235,13 +250,27 @@ pretouch () {
     return 0
 }
 
+# record_run ROUND INDEX STATUS WALL USER SYS RSS APPARENT ALLOCATED LOAD
+#   MESSAGE [RSS_RX WIRE NOTE]: append a line to runs.tsv.
+record_run () {
+    local msg=${11}
+    msg=${msg//|/\/}
+    msg=${msg//$'\t'/ }
+    # section group id round status wall user sys rss_kb apparent
+    # allocated load-average-at-start message rss_rx_kb wire_bytes note
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$G_SECTION" "$G_NAME" "${G_IDS[$2]}" "$1" "$3" "$4" "$5" "$6" "$7" \
+        "$8" "$9" "${10}" "$msg" "${12:--}" "${13:--}" "${14:-}" >>"$RUNS"
+}
+
 # one_run ROUND INDEX: run command INDEX of the current group once, append
-# its line to runs.tsv; return its exit status.  The warm-up round (0) is
-# not timed and needs no pretouch.
+# its line to runs.tsv, set LAST_OUT to its output; return its exit
+# status.  The warm-up round (0) is not timed and needs no pretouch.
 one_run () {
     local round=$1 i=$2 tf=$OUT_DIR/.time el=$OUT_DIR/.stderr
     local rc line wall user sys rss app alloc msg status argv load
     local out=$G_OUT src=$G_SRC fmt=$G_SRC_FMT
+    LAST_OUT=$out
     rm -f "$out" "$tf" "$el"
     [ "$round" = 0 ] || pretouch "$G_SRC_MIB"
     load=$(cut -d' ' -f1 /proc/loadavg)
@@ -260,16 +289,50 @@ one_run () {
         status=FAILED
         [ $rc = 124 ] && msg="timed out after $TIMEOUT s" ||
             msg="exit $rc: $(grep -v '^Command exited' "$el" | head -n 1 | cut -c1-120)"
-        msg=${msg//|/\/}
-        msg=${msg//$'\t'/ }
         wall=- user=- sys=- rss=- app=- alloc=-
     fi
-    # section group id round status wall user sys rss_kb apparent
-    # allocated load-average-at-start message
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$G_SECTION" "$G_NAME" "${G_IDS[$i]}" "$round" "$status" "$wall" \
-        "$user" "$sys" "$rss" "$app" "$alloc" "$load" "$msg" \
-        >>"$RUNS"
+    record_run "$round" "$i" "$status" "$wall" "$user" "$sys" "$rss" "$app" \
+        "$alloc" "$load" "$msg"
+    return $rc
+}
+
+# pair_run ROUND INDEX: the same for a network pipeline (send section):
+# G_CMDS[INDEX] holds tests/bench/pair.sh's arguments; the pipeline runs in
+# a fresh directory ($OUT_DIR/pair, removed before the next run) and, when
+# possible, in a network namespace of its own.  Also records the peak RSS
+# of the receiving side and the bytes on the wire.
+pair_run () {
+    local round=$1 i=$2 pd=$OUT_DIR/pair res=$OUT_DIR/.pair el=$OUT_DIR/.stderr
+    local rc wall user sys rss rss_rx wire out note app alloc msg status argv load
+    local src=$G_SRC fmt=$G_SRC_FMT verbose=0
+    rm -rf "$pd" "$res" "$el"
+    mkdir -p "$pd" || return 1
+    LAST_OUT=
+    [ "$round" = 0 ] && verbose=1
+    [ "$round" = 0 ] || pretouch "$G_SRC_MIB"
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    eval "argv=(${G_CMDS[$i]})"
+    PAIR_SRC=$src PAIR_FMT=$fmt PAIR_SIZE=$VSIZE PAIR_DIR=$pd \
+    PAIR_KEYS=$SEND_KEYS PAIR_NETNS=$SEND_NETNS PAIR_VERBOSE=$verbose \
+    VMCONVERT=$VMCONVERT \
+        timeout -k 10 "$TIMEOUT" "${SEND_UNSHARE[@]}" "$top/tests/bench/pair.sh" \
+        "${argv[@]}" >"$res" 2>"$el"
+    rc=$?
+    IFS=$'\t' read -r wall user sys rss rss_rx wire out note <"$res"
+    if [ $rc = 0 ] && [[ ${wall:-} =~ ^[0-9.]+$ ]] && [ -f "${out:-}" ]; then
+        status=ok
+        msg=
+        LAST_OUT=$out
+        app=$(stat -c %s "$out" 2>/dev/null || echo 0)
+        alloc=$(stat -c '%b %B' "$out" 2>/dev/null | awk '{ print $1 * $2 }')
+    else
+        status=FAILED
+        [ $rc = 124 ] && msg="timed out after $TIMEOUT s" ||
+            msg="exit $rc: $(grep -v '^Command exited' "$el" | tail -n 1 | cut -c1-120)"
+        wall=- user=- sys=- rss=- rss_rx=- wire=- app=- alloc=- note=
+    fi
+    record_run "$round" "$i" "$status" "$wall" "$user" "$sys" "$rss" "$app" \
+        "$alloc" "$load" "$msg" "$rss_rx" "$wire" "$note"
     return $rc
 }
 
@@ -286,10 +349,20 @@ one_run () {
 #                      compare with the source)
 #   G_REF              index of the reference command (vmconvert); ratios
 #                      are other commands' times over its time
+#   G_GOALS            optional array: the ratio each command must reach
+#                      ("" = none; default: GOAL_RATIO for every command
+#                      but the reference)
+#   G_RSS_GOAL         optional array: 1 = the command's peak RSS (each
+#                      side for a pipeline) must stay within GOAL_RSS_MIB
+#                      (default: the reference only)
+#   G_RUNNER           one_run (default) or pair_run (network pipelines:
+#                      G_CMDS are tests/bench/pair.sh arguments, G_OUT is
+#                      unused, G_OUT_FMT is the output format of every
+#                      command, or G_OUT_FMTS an array of them)
 # Commands that fail in the warm-up round are not run again; their rows say
 # FAILED.
 run_group () {
-    local n=${#G_IDS[@]} r i
+    local n=${#G_IDS[@]} r i runner=${G_RUNNER:-one_run} ofmt
     local -a skip=()
     G_VERIFIED=()
     G_SRC_MIB=$(( $(stat -c %s "$G_SRC") / 1048576 ))
@@ -300,14 +373,15 @@ run_group () {
         if [ "${G_CHECK[$i]:-0}" = 1 ] && [ "$VERIFY" = 1 ]; then
             G_VERIFIED[i]=pending
         fi
-        if ! one_run 0 "$i"; then
+        if ! "$runner" 0 "$i"; then
             skip[i]=1
             say "  ${G_LABELS[$i]}: FAILED ($(tail -n 1 "$RUNS" | cut -f13))"
             continue
         fi
         if [ "${G_VERIFIED[$i]}" = pending ]; then
-            if qemu-img compare -q -f "$G_SRC_FMT" -F "$G_OUT_FMT" \
-                   "$G_SRC" "$G_OUT" >/dev/null 2>&1; then
+            ofmt=${G_OUT_FMTS[$i]:-$G_OUT_FMT}
+            if qemu-img compare -q -f "$G_SRC_FMT" -F "$ofmt" \
+                   "$G_SRC" "$LAST_OUT" >/dev/null 2>&1; then
                 G_VERIFIED[i]=identical
             else
                 G_VERIFIED[i]=DIFFERS
@@ -315,16 +389,21 @@ run_group () {
             fi
         fi
     done
-    rm -f "$G_OUT"
+    clean_outputs
     for (( r = 1; r <= ROUNDS; r++ )); do
         say "$G_NAME: round $r/$ROUNDS"
         for (( i = 0; i < n; i++ )); do
             [ "${skip[$i]}" = 1 ] && continue
-            one_run "$r" "$i" >/dev/null || say "  ${G_LABELS[$i]}: FAILED in round $r"
+            "$runner" "$r" "$i" >/dev/null || say "  ${G_LABELS[$i]}: FAILED in round $r"
         done
     done
-    rm -f "$G_OUT"
+    clean_outputs
     report_group
+}
+
+clean_outputs () {
+    rm -f "${G_OUT:-}" "${LAST_OUT:-}"
+    rm -rf "$OUT_DIR/pair"
 }
 
 # ---------------------------------------------------------------- report
@@ -345,7 +424,9 @@ runs_field () {
 
 report_group () {
     local n=${#G_IDS[@]} i id ref=${G_IDS[$G_REF]} wall mn mx cpu rss app alloc
-    local ratio mbs status ver label load rows=""
+    local ratio mbs status ver label load goal rss_rx wire rsscheck cols rows=""
+    local pair=0
+    [ "${G_RUNNER:-one_run}" = pair_run ] && pair=1
     for (( i = 0; i < n; i++ )); do
         id=${G_IDS[$i]}
         label=${G_LABELS[$i]}
@@ -353,8 +434,10 @@ report_group () {
             '$1 == s && $2 == g && $3 == id && $5 == "FAILED" { print $13; exit }' "$RUNS")
         wall=$(runs_field "$id" 6 | median)
         if [ -n "$status" ] || [ "$wall" = - ]; then
-            rows+="| $G_NAME | $label | **FAILED** ${status:-no timed run} | - | - | - | - | - | - | - |"$'\n'
-            if [ "$i" = "$G_REF" ]; then
+            cols="- | - | - | - | - | - | - |"
+            [ $pair = 1 ] && cols="- | - | - | - | - | - | - | - | - |"
+            rows+="| $G_NAME | $label | **FAILED** ${status:-no timed run} | $cols"$'\n'
+            if [ "$i" = "$G_REF" ] || [ -n "${G_GOALS[$i]:-}" ]; then
                 echo "MISSED $G_NAME: ${label} FAILED (${status:-no timed run})" >>"$GOALS"
             fi
             continue
@@ -364,6 +447,8 @@ report_group () {
         cpu=$(awk -F'\t' -v s="$G_SECTION" -v g="$G_NAME" -v id="$id" \
             '$1 == s && $2 == g && $3 == id && $4 > 0 && $5 == "ok" { print $7 + $8 }' "$RUNS" | median)
         rss=$(runs_field "$id" 9 | sort -g | tail -n 1)
+        rss_rx=$(runs_field "$id" 14 | sort -g | tail -n 1)
+        wire=$(runs_field "$id" 15 | median)
         app=$(runs_field "$id" 10 | tail -n 1)
         alloc=$(runs_field "$id" 11 | tail -n 1)
         load=$(runs_field "$id" 12 | median | awk '{ printf "%.1f", $1 }')
@@ -371,6 +456,13 @@ report_group () {
             BUSY=1
         fi
         mbs=$(awk -v v="$VSIZE" -v w="$wall" 'BEGIN { printf "%.0f", (w > 0 ? v / w / 1e6 : 0) }')
+        if [ "${G_GOALS+set}" = set ]; then
+            goal=${G_GOALS[$i]:-}
+        elif [ "$i" != "$G_REF" ]; then
+            goal=$GOAL_RATIO
+        else
+            goal=
+        fi
         if [ "$i" = "$G_REF" ]; then
             ratio="1.00 (ref.)"
         else
@@ -381,10 +473,13 @@ report_group () {
                 END { for (r in t) if ((r in v) && v[r] > 0) print t[r] / v[r] }' "$RUNS" | median)
             if [ "$ratio" = - ]; then
                 ratio="-"
+                [ -n "$goal" ] &&
+                    echo "MISSED $G_NAME: no round with both $label and ${G_LABELS[$G_REF]}" >>"$GOALS"
             else
                 ratio=$(printf '%.2f' "$ratio")
-                if awk -v x="$ratio" -v g="$GOAL_RATIO" 'BEGIN { exit !(x < g) }'; then
-                    echo "MISSED $G_NAME: $label time / ${G_LABELS[$G_REF]} time = $ratio (goal >= $GOAL_RATIO)" >>"$GOALS"
+                if [ -n "$goal" ] &&
+                   awk -v x="$ratio" -v g="$goal" 'BEGIN { exit !(x < g) }'; then
+                    echo "MISSED $G_NAME: $label time / ${G_LABELS[$G_REF]} time = $ratio (goal >= $goal)" >>"$GOALS"
                     ratio="**$ratio**"
                 fi
             fi
@@ -396,14 +491,38 @@ report_group () {
         elif [ "$ver" = identical ]; then
             label="$label ✓"
         fi
-        if [ "$i" = "$G_REF" ] && [ "$rss" -gt $(( GOAL_RSS_MIB * 1024 )) ]; then
-            echo "MISSED $G_NAME: $label peak RSS $(( rss / 1024 )) MiB (goal <= $GOAL_RSS_MIB MiB)" >>"$GOALS"
+        if [ "${G_RSS_GOAL+set}" = set ]; then
+            rsscheck=${G_RSS_GOAL[$i]:-0}
+        else
+            rsscheck=0
+            [ "$i" = "$G_REF" ] && rsscheck=1
         fi
-        rows+=$(printf '| %s | %s | %.2f | %.2f-%.2f | %.2f | %s | %.1f | %.0f / %.0f | %s | %s |' \
-            "$G_NAME" "$label" "$wall" "$mn" "$mx" "$cpu" "$mbs" \
-            "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" \
-            "$(awk -v b="$app" 'BEGIN { print b / 1e6 }')" \
-            "$(awk -v b="$alloc" 'BEGIN { print b / 1e6 }')" "$ratio" "$load")$'\n'
+        if [ "$rsscheck" = 1 ] && [ "$rss" -gt $(( GOAL_RSS_MIB * 1024 )) ]; then
+            if [ $pair = 1 ]; then
+                echo "MISSED $G_NAME: $label sending side peak RSS $(( rss / 1024 )) MiB (goal <= $GOAL_RSS_MIB MiB)" >>"$GOALS"
+            else
+                echo "MISSED $G_NAME: $label peak RSS $(( rss / 1024 )) MiB (goal <= $GOAL_RSS_MIB MiB)" >>"$GOALS"
+            fi
+        fi
+        if [ $pair = 1 ] && [ "$rsscheck" = 1 ] && [[ $rss_rx =~ ^[0-9]+$ ]] &&
+           [ "$rss_rx" -gt $(( GOAL_RSS_MIB * 1024 )) ]; then
+            echo "MISSED $G_NAME: $label receiving side peak RSS $(( rss_rx / 1024 )) MiB (goal <= $GOAL_RSS_MIB MiB)" >>"$GOALS"
+        fi
+        if [ $pair = 1 ]; then
+            rows+=$(printf '| %s | %s | %.2f | %.2f-%.2f | %.2f | %.0f | %.1f | %.1f | %.0f | %.0f / %.0f | %s | %s |' \
+                "$G_NAME" "$label" "$wall" "$mn" "$mx" "$cpu" "$mbs" \
+                "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" \
+                "$(awk -v k="$rss_rx" 'BEGIN { print k / 1024 }')" \
+                "$(awk -v b="$wire" 'BEGIN { print b / 1e6 }')" \
+                "$(awk -v b="$app" 'BEGIN { print b / 1e6 }')" \
+                "$(awk -v b="$alloc" 'BEGIN { print b / 1e6 }')" "$ratio" "$load")$'\n'
+        else
+            rows+=$(printf '| %s | %s | %.2f | %.2f-%.2f | %.2f | %s | %.1f | %.0f / %.0f | %s | %s |' \
+                "$G_NAME" "$label" "$wall" "$mn" "$mx" "$cpu" "$mbs" \
+                "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" \
+                "$(awk -v b="$app" 'BEGIN { print b / 1e6 }')" \
+                "$(awk -v b="$alloc" 'BEGIN { print b / 1e6 }')" "$ratio" "$load")$'\n'
+        fi
     done
     printf '%s' "$rows" >>"$SECTION_ROWS"
     printf '%s' "$rows" >&2
@@ -414,6 +533,11 @@ table_header () {
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 }
 
+pair_table_header () {
+    echo "| group | pipeline | wall median (s) | min-max (s) | CPU user+sys, all processes (s) | MB/s | peak RSS sending side (MiB) | peak RSS receiving side (MiB) | on the wire (MB) | output MB (apparent / allocated) | time / vmconvert time | load |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+}
+
 # ---------------------------------------------------------------- sections
 
 section_convert () {
@@ -421,6 +545,7 @@ section_convert () {
     SECTION_ROWS=$B/section-convert.md
     : >"$SECTION_ROWS"
     build_inputs || die "could not build the inputs"
+    unset G_GOALS G_RSS_GOAL G_RUNNER G_OUT_FMTS
     G_SECTION=convert
     G_OUT=$OUT_DIR/out.$OUT_FORMAT
     G_IDS=(vmconvert qemu-img qemu-img-W)
@@ -465,6 +590,143 @@ section_convert () {
     } >>"$TABLES"
 }
 
+# send_setup: tools, keys (made once in build/bench/keys), the network
+# namespace.
+send_setup () {
+    local t k=$B/keys
+    for t in nbdkit nbdcopy qemu-nbd openssl unshare; do
+        command -v "$t" >/dev/null 2>&1 || die "missing tool for the send section: $t"
+    done
+    if [ ! -s "$k/keys.psk" ]; then
+        rm -rf "$k" "$k.part"
+        if ! mkdir -p "$k.part" || ! chmod 700 "$k.part"; then
+            die "cannot create $k"
+        fi
+        # The receiver's certificate (a sender trusts it by fingerprint).
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+            -nodes -keyout "$k.part/key.pem" -out "$k.part/cert.pem" \
+            -days 36500 -subj /CN=vmconvert-bench >/dev/null 2>&1 ||
+            die "openssl: cannot make the bench certificate"
+        echo "bench reusable" >"$k.part/tokens"
+        # nbdkit --tls-psk, libnbd tls-psk-file and qemu's tls-creds-psk
+        # (dir/keys.psk) all read USER:HEXKEY.
+        printf 'bench:%s\n' "$(openssl rand -hex 32)" >"$k.part/keys.psk"
+        mv "$k.part" "$k" || die "cannot create $k"
+    fi
+    # GnuTLS (nbdkit, libnbd, qemu) negotiates ChaCha20-Poly1305 for a
+    # TLS 1.3 PSK by default, 15x slower than AES-GCM in this nettle (see
+    # BENCHMARKS.md): disable it, as the peers baseline did.
+    printf '[overrides]\ntls-disabled-cipher = CHACHA20-POLY1305\n' >"$k/gnutls.cfg"
+    SEND_KEYS=$k
+    SEND_NBD_VERSIONS="$(nbdkit --version 2>/dev/null | head -n 1), $(nbdcopy --version 2>/dev/null | head -n 1), $(qemu-nbd --version 2>/dev/null | head -n 1)"
+    # A network namespace per run: lo's byte counters then count the
+    # pipeline's traffic and nothing else (other users of the machine run
+    # their own tests on 127.0.0.1).
+    if command -v ip >/dev/null 2>&1 &&
+       unshare -n sh -c 'ip link set lo up' >/dev/null 2>&1; then
+        SEND_UNSHARE=(unshare -n --)
+        SEND_NETNS=1
+        SEND_WIRE_HOW="a private network namespace per run (unshare -n): lo's byte counters (/proc/net/dev) count this pipeline's packets only"
+    elif command -v ip >/dev/null 2>&1 &&
+         unshare -r -n sh -c 'ip link set lo up' >/dev/null 2>&1; then
+        SEND_UNSHARE=(unshare -r -n --)
+        SEND_NETNS=1
+        SEND_WIRE_HOW="a private network namespace per run (unshare -r -n): lo's byte counters (/proc/net/dev) count this pipeline's packets only"
+    else
+        SEND_UNSHARE=()
+        SEND_NETNS=0
+        SEND_WIRE_HOW="**no network namespace available: lo's byte counters of the whole machine, which include any other loopback traffic during the run**"
+    fi
+}
+
+section_send () {
+    local d src p i
+    SECTION_ROWS=$B/section-send.md
+    : >"$SECTION_ROWS"
+    send_setup
+    build_inputs raw || die "could not build the inputs"
+    unset G_GOALS G_RSS_GOAL G_OUT_FMTS
+    G_SECTION=send
+    G_RUNNER=pair_run
+    G_OUT=
+    G_IDS=(vmconvert vmconvert-zstd)
+    G_LABELS=("vmconvert send -> receive" "vmconvert send --compress zstd -> receive")
+    G_CMDS=(vmconvert 'vmconvert --compress zstd')
+    G_CHECK=(1 1)
+    G_GOALS=("" "")
+    G_RSS_GOAL=(1 1)
+    G_OUT_FMTS=(qcow2 qcow2)
+    for p in $SEND_PEERS; do
+        G_IDS+=("$p")
+        G_CMDS+=("$p")
+        G_CHECK+=(1)
+        G_RSS_GOAL+=(0)
+        case $p in
+        nbdcopy-qemu-nbd)
+            G_LABELS+=("nbdkit -> nbdcopy -> qemu-nbd qcow2")
+            G_OUT_FMTS+=(qcow2)
+            # The goal: the state-of-the-art pipeline, and only the first
+            # peer listed.
+            if [ "${#G_IDS[@]}" = 3 ]; then
+                G_GOALS+=("$GOAL_SEND_RATIO")
+            else
+                G_GOALS+=("")
+            fi
+            ;;
+        nbdcopy-raw)
+            G_LABELS+=("nbdkit -> nbdcopy -> raw file (not qcow2)")
+            G_OUT_FMTS+=(raw)
+            G_GOALS+=("")
+            ;;
+        qemu-img)
+            G_LABELS+=("nbdkit -> qemu-img convert -> qcow2")
+            G_OUT_FMTS+=(qcow2)
+            G_GOALS+=("")
+            ;;
+        *) die "unknown peer '$p' in BENCH_SEND_PEERS (nbdcopy-qemu-nbd, nbdcopy-raw, qemu-img)" ;;
+        esac
+    done
+    G_REF=0
+    G_OUT_FMT=qcow2
+    # nbdkit's file plugin serves raw bytes: the raw disks only (the other
+    # formats would need a different server on the peers' side).
+    for d in $DISKS; do
+        src=$(disk_file "$d" raw)
+        G_SRC=$src
+        G_SRC_FMT=raw
+        G_NAME="$d raw->qcow2 (TLS)"
+        run_group
+    done
+    {
+        echo "### send: over loopback TLS, to qcow2"
+        echo
+        echo "Virtual size $(numfmt --to=iec "$VSIZE") ($VSIZE bytes); MB/s = virtual size / median wall time (MB = 10^6 bytes)."
+        echo "Wall time: from the client's start until the output is complete (vmconvert: the sender exits after the receiver verified the disk; nbdcopy -> qemu-nbd: until qemu-nbd has closed the image); the servers start before and are not timed."
+        echo "CPU: every process of the pipeline, both sides.  Peak RSS sending side: vmconvert send, nbdkit; receiving side: vmconvert receive, nbdcopy + qemu-nbd (sum of their peaks), qemu-img."
+        echo "On the wire: bytes through the loopback interface during the timed part, both directions, TCP/IP and TLS overhead included; measured with $SEND_WIRE_HOW."
+        echo "Peers: $SEND_NBD_VERSIONS; TLS 1.3 PSK, GnuTLS with ChaCha20 disabled (the cipher the warm-up negotiated is in build/bench/runs.tsv, last column).  vmconvert: OpenSSL, TLS 1.3 AES-128-GCM, certificate trusted by fingerprint, token."
+        echo "Last column: the pipeline's time over vmconvert send's (plain), taken round by round, median (>= 1.00: vmconvert is faster; goal >= $GOAL_SEND_RATIO against nbdkit -> nbdcopy -> qemu-nbd)."
+        echo "✓: the output checked identical to the source with qemu-img compare after the warm-up."
+        echo
+        pair_table_header
+        cat "$SECTION_ROWS"
+        echo
+        echo "Per process (the last timed round; the TLS session of the warm-up, from nbdkit's debug output):"
+        echo
+        for d in $DISKS; do
+            for (( i = 0; i < ${#G_IDS[@]}; i++ )); do
+                awk -F'\t' -v g="$d raw->qcow2 (TLS)" -v id="${G_IDS[$i]}" -v l="${G_LABELS[$i]}" '
+                    $1 == "send" && $2 == g && $3 == id && $5 == "ok" {
+                        if ($4 == 0) { w = $16; sub(/^.*; TLS /, "", w); if (w == $16) w = "" }
+                        else last = $16 }
+                    END { if (last != "" || w != "")
+                              printf "- %s, %s: %s%s\n", g, l, last, (w != "" ? "; TLS " w : "") }' "$RUNS"
+            done
+        done
+        echo
+    } >>"$TABLES"
+}
+
 # ---------------------------------------------------------------- main
 
 main () {
@@ -489,7 +751,7 @@ main () {
         if [ -s "$GOALS" ]; then
             sed 's/^/- /' "$GOALS"
         else
-            echo "- All goals met (every ratio >= $GOAL_RATIO, vmconvert peak RSS <= $GOAL_RSS_MIB MiB)."
+            echo "- All goals met (convert: every ratio >= $GOAL_RATIO; send: nbdkit + nbdcopy time / vmconvert time >= $GOAL_SEND_RATIO; vmconvert peak RSS <= $GOAL_RSS_MIB MiB, each side for send; outputs identical to the source)."
         fi
         echo
         if [ "$BUSY" = 1 ]; then
