@@ -46,7 +46,7 @@ epoch=1704067200
 
 (( size >= 512 * MiB )) || die "SIZE must be at least 512M"
 (( size % MiB == 0 )) || die "SIZE must be a multiple of 1 MiB"
-for t in sgdisk mke2fs e2fsck dumpe2fs debugfs mkfs.fat fsck.fat mcopy mkswap blkid; do
+for t in sgdisk sfdisk jq mke2fs e2fsck dumpe2fs debugfs mkfs.fat fsck.fat mcopy mkswap blkid; do
     command -v "$t" >/dev/null || die "missing tool: $t"
 done
 
@@ -85,8 +85,8 @@ log "garbage in root ($root_mib MiB) and swap ($swap_mib MiB)"
 "$bt" fill "$part" "$root_off" "$root_len" "$seed" stale-root
 "$bt" fill "$part" "$swap_off" "$swap_len" "$seed" stale-swap
 
-# ---- GPT.
-sgdisk -q -o -U "$("$bt" uuid "$seed" disk)" \
+# ---- GPT.  (Not sgdisk -q: sgdisk 1.0.9 then writes nothing, exit 0.)
+sgdisk -o -U "$("$bt" uuid "$seed" disk)" \
     -n "1:${esp_start}M:+${esp_mib}M" -t 1:ef00 -c 1:"EFI System" \
     -u "1:$("$bt" uuid "$seed" part1)" \
     -n "2:${root_start}M:+${root_mib}M" -t 2:8304 -c 2:root \
@@ -159,6 +159,10 @@ dd if="$tmp/swap.img" of="$part" bs=4096 count=1 seek=$(( swap_off / 4096 )) \
 
 # ---- Checks.
 log "checks"
+# sgdisk -v says "No problems found" of a disk with no GPT at all (it
+# makes one in memory): sfdisk must see the three partitions.
+[ "$(sfdisk --json "$part" 2>/dev/null | jq '.partitiontable.partitions | length')" = 3 ] ||
+    die "the disk has no GPT with 3 partitions"
 sgdisk -v "$part" | grep -q 'No problems found' || {
     sgdisk -v "$part" >&2; die "sgdisk -v found problems"; }
 e2fsck -fn "$part?offset=$root_off" >"$tmp/e2fsck.log" 2>&1 || {
