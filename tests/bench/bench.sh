@@ -63,7 +63,9 @@ SEND_PEERS=${BENCH_SEND_PEERS:-nbdcopy-qemu-nbd nbdcopy-raw qemu-img}
 
 # Goals (see BENCHMARKS.md).
 GOAL_RATIO=1.0          # convert: qemu-img time / vmconvert time, every group
-GOAL_SEND_RATIO=1.5     # send: nbdkit + nbdcopy time / vmconvert time
+GOAL_MAP_RATIO=2.5      # convert: qemu-img time / vmconvert (used blocks)
+GOAL_SEND_RATIO=3.0     # send: nbdkit + nbdcopy time / vmconvert time (used
+                        # blocks; 1.5 was the goal before the maps)
 GOAL_RSS_MIB=64         # vmconvert peak RSS (send: each side)
 
 die () { echo "bench: $*" >&2; exit 1; }
@@ -346,7 +348,9 @@ pair_run () {
 #                      with $src and $out; no pipelines: the command is
 #                      run by /usr/bin/time directly)
 #   G_CHECK            array: 1 = verify the warm-up output (qemu-img
-#                      compare with the source)
+#                      compare with the source); 2 = the same against the
+#                      source with its unused ranges zeroed (a mapped copy;
+#                      see mapped_ref)
 #   G_REF              index of the reference command (vmconvert); ratios
 #                      are other commands' times over its time
 #   G_GOALS            optional array: the ratio each command must reach
@@ -361,6 +365,20 @@ pair_run () {
 #                      command, or G_OUT_FMTS an array of them)
 # Commands that fail in the warm-up round are not run again; their rows say
 # FAILED.
+# mapped_ref: print the path of $G_SRC's mapped reference (raw), made once
+# per source from `vmconvert map --json` by mapped-ref.py.
+mapped_ref () {
+    local ref=$B/$(basename "$G_SRC").mapped.raw
+    if [ ! -f "$ref" ]; then
+        "$VMCONVERT" map --json -f "$G_SRC_FMT" "$G_SRC" >"$ref.json" 2>/dev/null &&
+            qemu-img convert -f "$G_SRC_FMT" -O raw "$G_SRC" "$ref.src" &&
+            "$top/tests/bench/mapped-ref.py" "$ref.src" "$ref.json" "$ref" ||
+            { rm -f "$ref" "$ref.src"; return 1; }
+        rm -f "$ref.src"
+    fi
+    echo "$ref"
+}
+
 run_group () {
     local n=${#G_IDS[@]} r i runner=${G_RUNNER:-one_run} ofmt
     local -a skip=()
@@ -370,7 +388,7 @@ run_group () {
     for (( i = 0; i < n; i++ )); do
         skip[i]=0
         G_VERIFIED[i]=
-        if [ "${G_CHECK[$i]:-0}" = 1 ] && [ "$VERIFY" = 1 ]; then
+        if [ "${G_CHECK[$i]:-0}" != 0 ] && [ "$VERIFY" = 1 ]; then
             G_VERIFIED[i]=pending
         fi
         if ! "$runner" 0 "$i"; then
@@ -380,8 +398,15 @@ run_group () {
         fi
         if [ "${G_VERIFIED[$i]}" = pending ]; then
             ofmt=${G_OUT_FMTS[$i]:-$G_OUT_FMT}
-            if qemu-img compare -q -f "$G_SRC_FMT" -F "$ofmt" \
-                   "$G_SRC" "$LAST_OUT" >/dev/null 2>&1; then
+            local ref=$G_SRC reffmt=$G_SRC_FMT
+            # A mapped copy (G_CHECK 2) equals the source on the used
+            # ranges and is zero elsewhere.
+            if [ "${G_CHECK[$i]}" = 2 ]; then
+                ref=$(mapped_ref) || ref=
+                reffmt=raw
+            fi
+            if [ -n "$ref" ] && qemu-img compare -q -f "$reffmt" -F "$ofmt" \
+                   "$ref" "$LAST_OUT" >/dev/null 2>&1; then
                 G_VERIFIED[i]=identical
             else
                 G_VERIFIED[i]=DIFFERS
@@ -548,13 +573,16 @@ section_convert () {
     unset G_GOALS G_RSS_GOAL G_RUNNER G_OUT_FMTS
     G_SECTION=convert
     G_OUT=$OUT_DIR/out.$OUT_FORMAT
-    G_IDS=(vmconvert qemu-img qemu-img-W)
-    G_LABELS=("vmconvert" "qemu-img" "qemu-img -W -m 16")
+    G_IDS=(vmconvert vmconvert-all qemu-img qemu-img-W)
+    G_LABELS=("vmconvert (used blocks)" "vmconvert --all-blocks" "qemu-img" "qemu-img -W -m 16")
     # shellcheck disable=SC2016 # expanded by one_run's eval
     G_CMDS=('"$VMCONVERT" convert -f "$fmt" -O "$OUT_FORMAT" "$src" "$out"'
+            '"$VMCONVERT" convert --all-blocks -f "$fmt" -O "$OUT_FORMAT" "$src" "$out"'
             'qemu-img convert -f "$fmt" -O "$OUT_FORMAT" "$src" "$out"'
             'qemu-img convert -W -m 16 -f "$fmt" -O "$OUT_FORMAT" "$src" "$out"')
-    G_CHECK=(1 0 0)
+    G_CHECK=(2 1 0 0)
+    G_GOALS=("" "" "$GOAL_MAP_RATIO" "")
+    G_RSS_GOAL=(1 1 0 0)
     G_REF=0
     for d in $DISKS; do
         for f in $SOURCES; do
@@ -571,7 +599,7 @@ section_convert () {
         echo
         echo "Virtual size $(numfmt --to=iec "$VSIZE") ($VSIZE bytes); MB/s = virtual size / median wall time (MB = 10^6 bytes)."
         echo "Last column: the command's time over vmconvert's, taken round by round, median (>= 1.00: vmconvert is faster)."
-        echo "✓: vmconvert's output checked identical to the source with qemu-img compare."
+        echo "✓: vmconvert's output checked with qemu-img compare: identical to the source (--all-blocks), or to the source with the ranges vmconvert map calls unused zeroed (used blocks; the map itself is judged against each filesystem's own tools by tests/part/test-map-guests.sh)."
         echo "load: median 1-minute load average when the runs started (other users of the machine)."
         echo
         table_header
@@ -579,6 +607,10 @@ section_convert () {
         echo
         for d in $DISKS; do
             src=$(disk_file "$d" raw)
+            if [ -f "$B/$(basename "$src").mapped.raw.json" ]; then
+                echo "The $d disk: $(jq .disks[0].used_bytes "$B/$(basename "$src").mapped.raw.json") bytes in use (vmconvert map; goal: a used-blocks output at most 1.15 times that)."
+                echo
+            fi
             [ -f "$src.stats" ] || continue
             echo "The $d disk ($(basename "$src").stats):"
             echo
@@ -649,13 +681,13 @@ section_send () {
     G_SECTION=send
     G_RUNNER=pair_run
     G_OUT=
-    G_IDS=(vmconvert vmconvert-zstd)
-    G_LABELS=("vmconvert send -> receive" "vmconvert send --compress zstd -> receive")
-    G_CMDS=(vmconvert 'vmconvert --compress zstd')
-    G_CHECK=(1 1)
-    G_GOALS=("" "")
-    G_RSS_GOAL=(1 1)
-    G_OUT_FMTS=(qcow2 qcow2)
+    G_IDS=(vmconvert vmconvert-all vmconvert-zstd)
+    G_LABELS=("vmconvert send -> receive (used blocks)" "vmconvert send --all-blocks -> receive" "vmconvert send --compress zstd -> receive")
+    G_CMDS=(vmconvert 'vmconvert --all-blocks' 'vmconvert --compress zstd')
+    G_CHECK=(2 1 2)
+    G_GOALS=("" "" "")
+    G_RSS_GOAL=(1 1 1)
+    G_OUT_FMTS=(qcow2 qcow2 qcow2)
     for p in $SEND_PEERS; do
         G_IDS+=("$p")
         G_CMDS+=("$p")
@@ -667,7 +699,7 @@ section_send () {
             G_OUT_FMTS+=(qcow2)
             # The goal: the state-of-the-art pipeline, and only the first
             # peer listed.
-            if [ "${#G_IDS[@]}" = 3 ]; then
+            if [ "${#G_IDS[@]}" = 4 ]; then
                 G_GOALS+=("$GOAL_SEND_RATIO")
             else
                 G_GOALS+=("")
@@ -706,7 +738,7 @@ section_send () {
         echo "On the wire: bytes through the loopback interface during the timed part, both directions, TCP/IP and TLS overhead included; measured with $SEND_WIRE_HOW."
         echo "Peers: $SEND_NBD_VERSIONS; TLS 1.3 PSK, GnuTLS with ChaCha20 disabled (the cipher the warm-up negotiated is in build/bench/runs.tsv, last column).  vmconvert: OpenSSL, TLS 1.3 AES-128-GCM, certificate trusted by fingerprint, token."
         echo "Last column: the pipeline's time over vmconvert send's (plain), taken round by round, median (>= 1.00: vmconvert is faster; goal >= $GOAL_SEND_RATIO against nbdkit -> nbdcopy -> qemu-nbd)."
-        echo "✓: the output checked identical to the source with qemu-img compare after the warm-up."
+        echo "✓: the output checked with qemu-img compare after the warm-up: identical to the source, or for vmconvert's used-blocks runs to the source with its unused ranges zeroed."
         echo
         pair_table_header
         cat "$SECTION_ROWS"
@@ -751,7 +783,7 @@ main () {
         if [ -s "$GOALS" ]; then
             sed 's/^/- /' "$GOALS"
         else
-            echo "- All goals met (convert: every ratio >= $GOAL_RATIO; send: nbdkit + nbdcopy time / vmconvert time >= $GOAL_SEND_RATIO; vmconvert peak RSS <= $GOAL_RSS_MIB MiB, each side for send; outputs identical to the source)."
+            echo "- All goals met (convert: every ratio >= $GOAL_RATIO, qemu-img / vmconvert (used blocks) >= $GOAL_MAP_RATIO; send: nbdkit + nbdcopy time / vmconvert time >= $GOAL_SEND_RATIO; vmconvert peak RSS <= $GOAL_RSS_MIB MiB, each side for send; outputs identical to the source)."
         fi
         echo
         if [ "$BUSY" = 1 ]; then
