@@ -17,6 +17,7 @@
 # shellcheck shell=sh
 
 requires jq --version
+requires pkill --version
 
 printf 'tok-once\nfleet reusable\n' >"$T/tokens"
 
@@ -25,8 +26,11 @@ _bg_pids=""
 bg_started () {
     _bg_pids="$_bg_pids $1"
 }
+# A background shell function (send_job ... &) is a subshell whose child
+# is the real process: kill the children (by parent PID) first.
 _kill_bg () {
     for _p in $_bg_pids; do
+        pkill -KILL -P "$_p" 2>/dev/null || true
         kill -KILL "$_p" 2>/dev/null || true
     done
     for _p in $_bg_pids; do
