@@ -9,9 +9,6 @@
 #   logfile FLAGS write a restart page into $LogFile whose restart area
 #                 has one client in use and the given flags (0: unclean,
 #                 2: clean)
-#   wipe OUT      (IMG is the source) copy IMG to OUT, then overwrite
-#                 every byte not inside a "range START END" line read
-#                 from stdin with a pattern
 import struct
 import sys
 
@@ -127,41 +124,6 @@ def logfile(path, flags):
             f.write(page)
 
 
-def wipe(src, out):
-    ranges = []
-    for line in sys.stdin:
-        w = line.split()
-        if len(w) == 3 and w[0] == "range":
-            ranges.append((int(w[1]), int(w[2])))
-    wiped = 0
-    with open(src, "rb") as fi, open(out, "wb") as fo:
-        fi.seek(0, 2)
-        size = fi.tell()
-        fi.seek(0)
-        fo.write(b"")
-        pos = 0
-        for s, e in sorted(ranges) + [(size, size)]:
-            if s > pos:
-                n = s - pos
-                fo.seek(pos)
-                while n > 0:
-                    k = min(n, 1 << 20)
-                    fo.write(b"\xA5" * k)
-                    n -= k
-                wiped += s - pos
-            if e > s:
-                fi.seek(s)
-                fo.seek(s)
-                n = e - s
-                while n > 0:
-                    k = min(n, 1 << 20)
-                    fo.write(fi.read(k))
-                    n -= k
-            pos = max(pos, e)
-        fo.truncate(size)
-    print(wiped)
-
-
 def main():
     path, action = sys.argv[1], sys.argv[2]
     if action == "dirty":
@@ -170,8 +132,6 @@ def main():
         fixup(path, int(sys.argv[3]))
     elif action == "logfile":
         logfile(path, int(sys.argv[3]))
-    elif action == "wipe":
-        wipe(path, sys.argv[3])
     else:
         raise SystemExit("unknown action " + action)
 

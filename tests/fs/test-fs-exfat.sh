@@ -21,26 +21,6 @@ requires /usr/bin/python3 --version
 requires losetup --version
 [ -c /dev/fuse ] || { echo "$0: skipped: needs /dev/fuse"; exit 77; }
 
-wipe () {
-    /usr/bin/python3 - "$1" "$2" "$3" <<'EOF'
-import shutil, sys
-src, dst, out = sys.argv[1:4]
-shutil.copyfile(src, dst)
-ranges = [tuple(map(int, l.split()[1:3])) for l in open(out) if l.startswith("range ")]
-with open(dst, "r+b") as f:
-    f.seek(0, 2)
-    size = f.tell()
-    pos = 0
-    for s, e in ranges + [(size, size)]:
-        while pos < s:
-            n = min(s - pos, 1 << 20)
-            f.seek(pos)
-            f.write(b"\x5a" * n)
-            pos += n
-        pos = max(pos, e)
-EOF
-}
-
 # patch IMG OFFSET HEXBYTES [fix]: write bytes; with "fix", recompute the
 # boot checksum (sectors 0..10 without VolumeFlags and PercentInUse,
 # repeated over sector 11) as the exFAT specification defines it.
@@ -137,7 +117,8 @@ echo "exFAT: used $got, dump.exfat says $want ($((total - free))/$total clusters
 [ "$(sed -n 's/^block_size //p' "$T/out")" = "$csize" ] || fail "block_size"
 
 # Nothing needed was left out.
-wipe "$img" "$T/wiped.img" "$T/out"
+cp "$img" "$T/wiped.img"
+/usr/bin/python3 "$(dirname "$0")/wipe-unused.py" "$T/wiped.img" "$T/out" >/dev/null
 fsck.exfat -n "$T/wiped.img" >"$T/fsck2" 2>&1 || { cat "$T/fsck2"; fail "fsck.exfat on the wiped copy"; }
 loop=$(losetup -f --show -r "$T/wiped.img") || fail "losetup"
 mount.exfat-fuse -o ro "$loop" "$mnt" >/dev/null 2>&1 || fail "mount the wiped copy"
