@@ -77,7 +77,7 @@ struct writer {
     uint64_t ckpt_pos;          /* last checkpoint */
     double ckpt_time;
     unsigned char *hashes;      /* block hashes since the checkpoint */
-    size_t nhashes, cap;
+    uint64_t nhashes, cap;
 };
 
 struct conn {
@@ -190,21 +190,7 @@ collect_hash (void *opaque, uint64_t index,
     struct writer *w = opaque;
 
     (void) index;
-    if (w->nhashes == w->cap) {
-        size_t ncap = w->cap == 0 ? 128 : 2 * w->cap;
-        unsigned char *p = realloc (w->hashes, ncap * DIGEST_BLOCK_HASH);
-
-        if (p == NULL) {
-            vmc_perror ("realloc");
-            return -1;
-        }
-        w->hashes = p;
-        w->cap = ncap;
-    }
-    memcpy (w->hashes + w->nhashes * DIGEST_BLOCK_HASH, hash,
-            DIGEST_BLOCK_HASH);
-    w->nhashes++;
-    return 0;
+    return digest_hashes_append (&w->hashes, &w->nhashes, &w->cap, hash, 1);
 }
 
 static void

@@ -303,21 +303,7 @@ forget_from (struct disk *d, uint64_t offset)
 static int
 add_unacked (struct disk *d, const unsigned char *h, uint64_t n)
 {
-    if (d->nunacked + n > d->cap) {
-        uint64_t ncap = MAX (d->cap * 2, d->nunacked + n + 64);
-        unsigned char *p = realloc (d->unacked, ncap * DIGEST_BLOCK_HASH);
-
-        if (p == NULL) {
-            vmc_perror ("realloc");
-            return -1;
-        }
-        d->unacked = p;
-        d->cap = ncap;
-    }
-    memcpy (d->unacked + d->nunacked * DIGEST_BLOCK_HASH, h,
-            n * DIGEST_BLOCK_HASH);
-    d->nunacked += n;
-    return 0;
+    return digest_hashes_append (&d->unacked, &d->nunacked, &d->cap, h, n);
 }
 
 static int
@@ -352,21 +338,7 @@ slot_hash_cb (void *opaque, uint64_t index, const unsigned char *h)
     if (sl->nhashes == 0) {
         sl->first_block = index;
     }
-    if (sl->nhashes == sl->hcap) {
-        uint64_t ncap = sl->hcap == 0 ? 16 : 2 * sl->hcap;
-        unsigned char *q = realloc (sl->hashes, ncap * DIGEST_BLOCK_HASH);
-
-        if (q == NULL) {
-            vmc_perror ("realloc");
-            return -1;
-        }
-        sl->hashes = q;
-        sl->hcap = ncap;
-    }
-    memcpy (sl->hashes + sl->nhashes * DIGEST_BLOCK_HASH, h,
-            DIGEST_BLOCK_HASH);
-    sl->nhashes++;
-    return 0;
+    return digest_hashes_append (&sl->hashes, &sl->nhashes, &sl->hcap, h, 1);
 }
 
 /* Append one extent frame to the current slot. */

@@ -159,6 +159,27 @@ digest_free (struct digest *d)
 }
 
 int
+digest_hashes_append (unsigned char **buf, uint64_t *len, uint64_t *cap,
+                      const unsigned char *h, uint64_t n)
+{
+    if (n > *cap - *len) {
+        uint64_t ncap = MAX (*cap * 2, *len + n + 64);
+        unsigned char *p;
+
+        if (ncap > SIZE_MAX / DIGEST_BLOCK_HASH ||
+            (p = realloc (*buf, ncap * DIGEST_BLOCK_HASH)) == NULL) {
+            vmc_error ("out of memory for %" PRIu64 " block hashes", ncap);
+            return -1;
+        }
+        *buf = p;
+        *cap = ncap;
+    }
+    memcpy (*buf + *len * DIGEST_BLOCK_HASH, h, n * DIGEST_BLOCK_HASH);
+    *len += n;
+    return 0;
+}
+
+int
 digest_blocks_final (const unsigned char *hashes, uint64_t n,
                      unsigned char out[DIGEST_LEN])
 {

@@ -42,6 +42,11 @@ uint64_t digest_position (const struct digest *d);
 
 void digest_free (struct digest *d);
 
+/* Append N block hashes at H to the growable array *BUF of *LEN hashes
+ * (room for *CAP).  0, or -1 with a message. */
+int digest_hashes_append (unsigned char **buf, uint64_t *len, uint64_t *cap,
+                          const unsigned char *h, uint64_t n);
+
 /* SHA-256 over N block hashes (N * 16 bytes). */
 int digest_blocks_final (const unsigned char *hashes, uint64_t n,
                          unsigned char out[DIGEST_LEN]);
