@@ -32,7 +32,8 @@ LDLIBS     = $(PKG_LIBS) -lpthread
 
 LIB_SRCS   := $(sort $(wildcard converter/lib/*.c converter/formats/*.c \
                                  converter/fs/*.c converter/part/*.c \
-                                 network/*.c))
+                                 network/*.c) \
+                $(filter-out appliance/main.c,$(wildcard appliance/*.c)))
 CLI_SRCS   := $(sort $(wildcard converter/cli/*.c))
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
 TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c))
@@ -49,13 +50,17 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
 LIB        = $(BUILD)/libvmconvert.a
 PROG       = $(BUILD)/vmconvert
+# The appliance's boot program: static, so the initramfs needs no shared
+# libraries (dynamic in sanitizer builds, which cannot link statically).
+APPLIANCE  = $(BUILD)/vmconvert-appliance
+STATIC_LIBS := $(shell pkg-config --static --libs $(PKGS) 2>/dev/null || echo $(PKG_LIBS))
 UNIT_BINS  = $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
 TOOL_BINS  = $(patsubst %.c,$(BUILD)/%,$(TOOL_SRCS))
 
 .PHONY: all check check-unit check-asan build-tests fuzz fuzz-build \
         demo bench install clean deps
 
-all: $(PROG)
+all: $(PROG) $(APPLIANCE)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -70,6 +75,11 @@ $(PROG): $(call obj,$(CLI_SRCS)) $(LIB)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(APPLIANCE): $(BUILD)/appliance/main.o $(LIB)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(if $(SAN),,-static) -o $@ $^ \
+	    $(if $(SAN),$(LDLIBS),$(STATIC_LIBS) -lpthread)
+
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -80,9 +90,9 @@ $(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
 .SECONDARY:
 
 # Everything the tests run, in this build variant.
-build-tests: $(PROG) $(UNIT_BINS) $(TOOL_BINS)
+build-tests: $(PROG) $(APPLIANCE) $(UNIT_BINS) $(TOOL_BINS)
 
--include $(patsubst %.o,%.d,$(call obj,$(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(TOOL_SRCS)))
+-include $(patsubst %.o,%.d,$(call obj,$(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) appliance/main.c))
 
 deps:
 	./install-deps
@@ -129,7 +139,7 @@ demo: deps all
 bench: deps all build-tests
 	tests/bench/bench.sh
 
-install: $(PROG)
+install: $(PROG) $(APPLIANCE)
 	install -D -m 0755 $(PROG) $(DESTDIR)$(BINDIR)/vmconvert
 
 clean:

@@ -268,6 +268,7 @@ enc_job (struct wbuf *w, const struct msg_job *m)
         put_u64 (w, m->disks[i].size);
         put_u32 (w, m->disks[i].flags);
     }
+    put_string (w, m->format);
 }
 
 int
@@ -313,7 +314,8 @@ dec_job (const unsigned char *p, size_t len, struct msg_job *m)
             return -1;
         }
     }
-    return finish (&r, "JOB", "disks");
+    get_string (&r, m->format, sizeof m->format);
+    return finish (&r, "JOB", "format");
 }
 
 void

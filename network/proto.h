@@ -115,6 +115,7 @@ struct msg_job {
     const unsigned char *facts;     /* into the payload */
     uint32_t facts_len;
     struct msg_disk disks[PROTO_MAX_DISKS];
+    char format[16];                /* "": the receiver's choice */
 };
 
 struct msg_state_disk {

@@ -713,6 +713,11 @@ handle_job (struct conn *cn, const unsigned char *p, size_t len)
                         "disks", j->name);
             return -1;
         }
+        if (m.format[0] != '\0' && strcmp (m.format, j->format) != 0) {
+            send_error (cn, PERR_JOB_MISMATCH, "job %s exists as %s, not %s",
+                        j->name, j->format, m.format);
+            return -1;
+        }
         if (strcmp (j->state, "failed") == 0) {
             send_error (cn, PERR_BAD_JOB, "job %s failed (%s): start a new "
                         "job", j->name, j->error);
@@ -723,9 +728,21 @@ handle_job (struct conn *cn, const unsigned char *p, size_t len)
         }
     }
     else {
-        snprintf (j->format, sizeof j->format, "%s", cn->r->c->format);
+        const char *fmt = m.format[0] != '\0' ? m.format : cn->r->c->format;
+        const struct image_format *f = image_format_by_name (fmt);
+
+        /* The sender may ask for a format; the receiver's -o options
+         * belong to its own --format only. */
+        if (f == NULL || f->create == NULL) {
+            send_error (cn, PERR_BAD_JOB, "format \"%s\" cannot be written "
+                        "here", fmt);
+            return -1;
+        }
+        snprintf (j->format, sizeof j->format, "%s", f->name);
         snprintf (j->options, sizeof j->options, "%s",
-                  cn->r->c->options != NULL ? cn->r->c->options : "");
+                  cn->r->c->options != NULL &&
+                  f == image_format_by_name (cn->r->c->format)
+                  ? cn->r->c->options : "");
         j->ndisks = m.ndisks;
         for (i = 0; i < m.ndisks; i++) {
             snprintf (j->disks[i].name, sizeof j->disks[i].name, "%s",

@@ -146,6 +146,13 @@ now (void)
 }
 
 static void
+emit (struct sender *s, struct send_event *ev)
+{
+    ev->ndisks = s->ndisks;
+    s->c->on_event (s->c->opaque, ev);
+}
+
+static void
 say (struct sender *s, const char *fmt, ...)
 {
     char msg[1200];
@@ -154,6 +161,11 @@ say (struct sender *s, const char *fmt, ...)
     va_start (ap, fmt);
     vsnprintf (msg, sizeof msg, fmt, ap);
     va_end (ap);
+    if (s->c->on_event != NULL) {
+        emit (s, &(struct send_event) { .kind = SEND_MESSAGE,
+                                        .message = msg });
+        return;
+    }
     if (s->progress_shown) {
         fputc ('\n', stderr);
         s->progress_shown = false;
@@ -173,21 +185,35 @@ report_progress (struct sender *s, bool force)
 {
     struct disk *d = &s->disks[s->cur_disk];
     double t = now (), el = t - s->start_time, rate, pct;
+    uint64_t job_sent = 0, job_total = 0;
     long eta;
 
     /* Text on a terminal: one line redrawn twice a second; in a log: a
      * new line every 10 seconds. */
-    if (s->c->progress == PROGRESS_NONE ||
+    if ((s->c->progress == PROGRESS_NONE && s->c->on_event == NULL) ||
         (!force && t - s->last_report <
-         (s->c->progress == PROGRESS_TEXT && !isatty (STDERR_FILENO)
-          ? 10.0 : 0.5))) {
+         (s->c->progress == PROGRESS_TEXT && s->c->on_event == NULL &&
+          !isatty (STDERR_FILENO) ? 10.0 : 0.5))) {
         return;
     }
     s->last_report = t;
     pct = d->size > 0 ? 100.0 * (double) d->sent / (double) d->size : 100.0;
     rate = el > 0 ? (double) s->guest_bytes / el / 1e6 : 0;
     eta = rate > 0 ? (long) ((double) (d->size - d->sent) / 1e6 / rate) : 0;
-    if (s->c->progress == PROGRESS_JSON) {
+    if (s->c->on_event != NULL) {
+        for (unsigned i = 0; i < s->ndisks; i++) {
+            job_sent += s->disks[i].done ? s->disks[i].size
+                                         : s->disks[i].sent;
+            job_total += s->disks[i].size;
+        }
+        emit (s, &(struct send_event) {
+            .kind = SEND_PROGRESS, .disk = s->cur_disk, .source = d->path,
+            .sent = d->sent, .durable = d->acked, .total = d->size,
+            .job_sent = job_sent, .job_total = job_total, .mbps = rate,
+            .eta_seconds = rate > 0 ? (long) ((double) (job_total - job_sent)
+                                              / 1e6 / rate) : -1 });
+    }
+    else if (s->c->progress == PROGRESS_JSON) {
         fprintf (stderr, "{\"event\": \"progress\", \"disk\": %" PRIu32
                  ", \"source\": ", s->cur_disk);
         json_string (stderr, d->path);
@@ -875,7 +901,15 @@ send_disk (struct sender *s, uint32_t di)
     d->done = true;
     d->acked = d->size;
     report_progress (s, true);
-    if (s->c->progress == PROGRESS_JSON) {
+    if (s->c->on_event != NULL) {
+        char hex[2 * DIGEST_LEN + 1];
+
+        digest_hex (dg, hex);
+        emit (s, &(struct send_event) { .kind = SEND_DISK_DONE, .disk = di,
+                                        .source = d->path, .digest = hex,
+                                        .total = d->size });
+    }
+    else if (s->c->progress == PROGRESS_JSON) {
         char hex[2 * DIGEST_LEN + 1];
 
         digest_hex (dg, hex);
@@ -931,11 +965,14 @@ handshake (struct sender *s)
     job.ndisks = s->ndisks;
     job.facts = (const unsigned char *) s->facts;
     job.facts_len = (uint32_t) s->facts_len;
+    snprintf (job.format, sizeof job.format, "%s",
+              s->c->format != NULL ? s->c->format : "");
     for (i = 0; i < s->ndisks; i++) {
         const char *base = strrchr (s->disks[i].path, '/');
 
         snprintf (job.disks[i].name, sizeof job.disks[i].name, "%s",
-                  base != NULL ? base + 1 : s->disks[i].path);
+                  s->c->names != NULL ? s->c->names[i]
+                  : base != NULL ? base + 1 : s->disks[i].path);
         job.disks[i].size = s->disks[i].size;
     }
     w.len = 0;
@@ -1006,6 +1043,9 @@ session (struct sender *s)
         return fail_retry (s, "%s", vmc_get_error ());
     }
     o = handshake (s);
+    if (o == S_DONE && s->c->on_event != NULL) {
+        emit (s, &(struct send_event) { .kind = SEND_CONNECTED });
+    }
     for (i = 0; o == S_DONE && i < s->ndisks; i++) {
         if (!s->disks[i].done) {
             o = send_disk (s, i);
@@ -1111,7 +1151,11 @@ build_map (struct sender *s)
     }
     s->have_map = true;
     for (size_t i = 0; i < s->map.whys.n; i++) {
-        if (s->c->progress == PROGRESS_JSON) {
+        if (s->c->on_event != NULL) {
+            emit (s, &(struct send_event) { .kind = SEND_WARNING,
+                                            .message = s->map.whys.msg[i] });
+        }
+        else if (s->c->progress == PROGRESS_JSON) {
             fprintf (stderr, "{\"event\": \"warning\", \"message\": ");
             json_string (stderr, s->map.whys.msg[i]);
             fprintf (stderr, "}\n");
@@ -1221,7 +1265,14 @@ sender_run (const struct sender_config *c)
         for (i = 0; i < s.ndisks; i++) {
             total += s.disks[i].size;
         }
-        if (c->progress == PROGRESS_JSON) {
+        if (c->on_event != NULL) {
+            emit (&s, &(struct send_event) {
+                .kind = SEND_DONE, .job_sent = total, .job_total = total,
+                .seconds = el, .mbps = el > 0 ? (double) total / el / 1e6 : 0,
+                .wire_bytes = s.wire_bytes, .resent_bytes = s.resent_bytes,
+                .reconnects = s.reconnects });
+        }
+        else if (c->progress == PROGRESS_JSON) {
             fprintf (stderr, "{\"event\": \"done\", \"job\": ");
             json_string (stderr, s.job);
             fprintf (stderr, ", \"disks\": %u, \"bytes\": %" PRIu64
@@ -1252,4 +1303,65 @@ out:
     free (s.frame);
     free (s.facts);
     return status;
+}
+
+int
+sender_probe (const struct sender_config *c)
+{
+    struct sender s;
+    struct msg_hello h = { PROTO_VERSION, "", "", 0 };
+    unsigned char buf[1024];
+    struct wbuf w = { buf, 0, sizeof buf, false };
+    uint32_t type;
+    size_t len;
+    int fd, r = -1;
+
+    memset (&s, 0, sizeof s);
+    s.c = c;
+    signal (SIGPIPE, SIG_IGN);
+    if (net_split_hostport (c->to, s.host, sizeof s.host, s.port,
+                            sizeof s.port, PROTO_DEFAULT_PORT) == -1) {
+        return -1;
+    }
+    s.tls = tls_conf_client (c->fingerprint, c->ca, c->cert, c->key);
+    s.frame = malloc (PROTO_MAX_FRAME);
+    if (s.tls == NULL || s.frame == NULL) {
+        goto out;
+    }
+    fd = net_connect (s.host, s.port, c->timeout_ms);
+    if (fd == -1) {
+        goto out;
+    }
+    s.t = tls_connect_fd (s.tls, fd, s.host, c->timeout_ms);
+    if (s.t == NULL) {
+        goto out;
+    }
+    snprintf (h.token, sizeof h.token, "%s", c->token != NULL ? c->token
+                                                              : "");
+    snprintf (h.job, sizeof h.job, "%s", c->job != NULL ? c->job : "probe");
+    enc_hello (&w, &h);
+    if (send_frame (&s, MSG_HELLO, &w) == -1 ||
+        proto_recv (s.t, &type, s.frame, PROTO_MAX_FRAME, &len) != 0) {
+        vmc_error ("the receiver closed the connection: %s",
+                   vmc_get_error ());
+        goto out;
+    }
+    if (type == MSG_ERROR) {
+        on_error_frame (&s, len);
+        vmc_error ("%s", s.last_error);
+        goto out;
+    }
+    if (type != MSG_WELCOME) {
+        vmc_error ("the receiver answered %s to HELLO",
+                   proto_type_name (type));
+        goto out;
+    }
+    r = 0;
+out:
+    if (s.t != NULL) {
+        tls_close (s.t);
+    }
+    tls_conf_free (s.tls);
+    free (s.frame);
+    return r;
 }

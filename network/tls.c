@@ -39,6 +39,23 @@
 
 #define CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
                      "TLS_CHACHA20_POLY1305_SHA256"
+/* A client on a CPU without AES instructions (an old server, or the
+ * appliance under QEMU's emulated CPU) asks for ChaCha20 first: in
+ * software it is several times faster than AES-GCM.  The server follows
+ * the client's order. */
+#define CIPHERSUITES_NO_AES "TLS_CHACHA20_POLY1305_SHA256:" \
+                            "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"
+
+static bool
+cpu_has_aes (void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init ();
+    return __builtin_cpu_supports ("aes");
+#else
+    return true;
+#endif
+}
 
 /* Per connection: OpenSSL's read-ahead buffer (see new_ctx), the write
  * buffer (see set_bios). */
@@ -204,7 +221,8 @@ new_ctx (bool server)
         return NULL;
     }
     if (SSL_CTX_set_min_proto_version (ctx, TLS1_3_VERSION) != 1 ||
-        SSL_CTX_set_ciphersuites (ctx, CIPHERSUITES) != 1) {
+        SSL_CTX_set_ciphersuites (ctx, server || cpu_has_aes ()
+                                  ? CIPHERSUITES : CIPHERSUITES_NO_AES) != 1) {
         ssl_error ("TLS settings");
         SSL_CTX_free (ctx);
         return NULL;

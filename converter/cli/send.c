@@ -11,6 +11,7 @@
 #include "../../network/proto.h"
 #include "../../network/sender.h"
 #include "../lib/error.h"
+#include "../lib/image.h"
 #include "../lib/options.h"
 #include "../lib/rounding.h"
 #include "cli.h"
@@ -21,7 +22,7 @@ send_usage (FILE *fp)
     fprintf (fp,
              "Usage: vmconvert send --to HOST[:PORT] (--fingerprint sha256:HEX |\n"
              "         --ca FILE) [--token TOKEN | --token-file FILE] [--job NAME]\n"
-             "         [--compress zstd|zlib|none] [--level N] [-f FMT]\n"
+             "         [--compress zstd|zlib|none] [--level N] [-f FMT] [-O FMT]\n"
              "         [--facts FILE] [--progress[=text|json|none]]\n"
              "         [--retry SECONDS] [--backoff SECONDS] [--window SIZE]\n"
              "         [--timeout SECONDS] [--max-rate RATE] [--cert FILE --key FILE]\n"
@@ -47,6 +48,9 @@ send_usage (FILE *fp)
              "                           on fast links; zstd for 1 GbE or less)\n"
              "  --level N                compression level (default: fast)\n"
              "  -f FMT                   read every SRC as FMT\n"
+             "  -O FMT                   ask the receiver to write FMT (qcow2,\n"
+             "                           raw, vmdk, vhdx, vhd, vdi; default:\n"
+             "                           the receiver's --format)\n"
              "  --facts FILE             JSON about the source machine, stored\n"
              "                           in the job's job.json\n"
              "  --progress[=MODE]        text (default with --progress), json\n"
@@ -120,6 +124,7 @@ cmd_send (int argc, char **argv)
         { "compress", required_argument, NULL, 'z' },
         { "level", required_argument, NULL, 'L' },
         { "format", required_argument, NULL, 'f' },
+        { "output-format", required_argument, NULL, 'O' },
         { "facts", required_argument, NULL, 'x' },
         { "progress", optional_argument, NULL, 'p' },
         { "retry", required_argument, NULL, 'r' },
@@ -143,7 +148,7 @@ cmd_send (int argc, char **argv)
     uint64_t v;
     int opt, r;
 
-    while ((opt = getopt_long (argc, argv, "f:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "f:O:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'T': c.to = optarg; break;
         case 'P': c.fingerprint = optarg; break;
@@ -184,6 +189,15 @@ cmd_send (int argc, char **argv)
             c.level = (int) v;
             break;
         case 'f': c.source_format = optarg; break;
+        case 'O':
+            if (image_format_by_name (optarg) == NULL ||
+                image_format_by_name (optarg)->create == NULL) {
+                cli_errorf ("-O: \"%s\" is not a format vmconvert writes",
+                            optarg);
+                return 1;
+            }
+            c.format = optarg;
+            break;
         case 'B': c.all_blocks = true; break;
         case 'x': c.facts_file = optarg; break;
         case 'p':

@@ -77,13 +77,22 @@ test_job (void)
     j.disks[0].size = 4ull << 30;
     strcpy (j.disks[1].name, "nvme0n1");
     j.disks[1].size = 512;
+    strcpy (j.format, "vmdk");
     enc_job (&w, &j);
     CHECK (dec_job (w.p, w.len, &d) == 0);
     CHECK (d.ndisks == 2 && d.disks[0].size == 4ull << 30 &&
            strcmp (d.disks[1].name, "nvme0n1") == 0 &&
            d.facts_len == j.facts_len &&
-           memcmp (d.facts, facts, d.facts_len) == 0);
+           memcmp (d.facts, facts, d.facts_len) == 0 &&
+           strcmp (d.format, "vmdk") == 0);
     CHECK_TRUNCATIONS (dec_job, w, &d);
+    /* A format name longer than the field is refused. */
+    w.len -= 2 + 4;
+    put_u16 (&w, 16);
+    put_bytes (&w, (const unsigned char *) "0123456789abcdef", 16);
+    CHECK (dec_job (w.p, w.len, &d) == -1);
+    j.format[0] = '\0';
+    w = wb ();
 
     j.disks[1].size = 0;
     w = wb ();
