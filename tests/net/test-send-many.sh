@@ -23,9 +23,9 @@ mkdir "$T/rx"
 if mount -t tmpfs -o size=1200m tmpfs "$T/rx" 2>/dev/null; then
     cleanup_fn "umount -l '$T/rx'"
 fi
-# --max-rate 256K below paces each sender, so that all are under way
+# --max-rate 128K below paces each sender, so that all are under way
 # together for several seconds however fast the machine (starting 64
-# senders takes a few seconds on 2 busy cores).
+# senders can take half a minute on 2 busy cores).
 start_receiver rx --max-connections 100
 
 # Sources for the compressing senders (odd i) compress to about half,
@@ -59,7 +59,7 @@ i=0
 while [ "$i" -lt "$n" ]; do
     comp=none
     [ $((i % 2)) -eq 0 ] || comp=zstd
-    send_job --token fleet --job "many$i" --max-rate 256K --compress "$comp" \
+    send_job --token fleet --job "many$i" --max-rate 128K --compress "$comp" \
         "$T/src$i.raw" 2>"$T/send$i.err" &
     bg_started $!
     pids="$pids $!"
@@ -67,7 +67,7 @@ while [ "$i" -lt "$n" ]; do
 done
 
 peak=0
-end=$(($(date +%s) + 60))
+end=$(($(date +%s) + 90))
 while [ "$peak" -lt "$n" ] && [ "$(date +%s)" -lt "$end" ]; do
     c=$(connections)
     [ "$c" -le "$peak" ] || peak=$c
