@@ -996,6 +996,33 @@ conn_thread (void *arg)
 
 /* ---- listening ---------------------------------------------------- */
 
+/* What a person types (or scans) into the appliance's console:
+ * vmconvert://HOST:PORT/?fingerprint=sha256:HEX, with this machine's
+ * name when listening on every address.  A token and a job name may be
+ * added (vmconvert://TOKEN@HOST:PORT/JOB?...). */
+static void
+print_url (const char *bound, const char *fp)
+{
+    char host[256] = "";
+    const char *colon = strrchr (bound, ':');
+    size_t hl = colon != NULL ? (size_t) (colon - bound) : 0;
+
+    if (colon == NULL) {
+        return;
+    }
+    if ((hl == 7 && strncmp (bound, "0.0.0.0", 7) == 0) ||
+        (hl == 4 && strncmp (bound, "[::]", 4) == 0)) {
+        if (gethostname (host, sizeof host - 1) != 0) {
+            return;
+        }
+    }
+    else if (hl < sizeof host) {
+        memcpy (host, bound, hl);
+        host[hl] = '\0';
+    }
+    printf ("url vmconvert://%s%s/?fingerprint=%s\n", host, colon, fp);
+}
+
 /* A client gets the idle timeout for its TLS handshake and HELLO
  * together.  Socket timeouts bound each read only: a client trickling a
  * byte at a time would otherwise hold a connection, one of
@@ -1182,6 +1209,7 @@ receiver_run (const struct receiver_config *c)
     sigaction (SIGINT, &sa, NULL);
     signal (SIGPIPE, SIG_IGN);
     printf ("fingerprint %s\nlistening %s\n", fp, bound);
+    print_url (bound, fp);
     fflush (stdout);
     rlog (NULL, "listening on %s, writing %s into %s", bound, c->format,
           c->dir);
