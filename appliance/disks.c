@@ -309,7 +309,7 @@ disks_scan (const char *sysroot, const char *devroot, struct disk_list *l)
             continue;
         }
         memset (d, 0, sizeof *d);
-        snprintf (d->kname, sizeof d->kname, "%s", e->d_name);
+        memcpy (d->kname, e->d_name, strlen (e->d_name) + 1);
         if ((size_t) snprintf (bdir, sizeof bdir, "%s/%s", dir, d->kname) >=
             sizeof bdir ||
             (size_t) snprintf (d->dev, sizeof d->dev, "%s/%s", devroot,

@@ -145,7 +145,7 @@ nics_scan (const char *sysroot, struct nic_list *l, int addrs)
             continue;
         }
         memset (n, 0, sizeof *n);
-        snprintf (n->name, sizeof n->name, "%s", e->d_name);
+        memcpy (n->name, e->d_name, strlen (e->d_name) + 1);
         read_attr (ndir, "address", buf, sizeof buf);
         snprintf (n->mac, sizeof n->mac, "%.17s", buf);
         read_attr (ndir, "mtu", buf, sizeof buf);

@@ -55,7 +55,7 @@ static char job_name[80];
 
 /* ---- disks --------------------------------------------------------- */
 
-/* Scan until the set of disks has not changed for two seconds (at most
+/* Scan until the set of disks has not changed for a second (at most
  * MAX seconds), setting each one read-only the moment it is seen. */
 static void
 settle_disks (int max)
@@ -98,7 +98,7 @@ settle_disks (int max)
         if (changed) {
             stable_since = t;
         }
-        if (t - stable_since >= 2.0 || t - start >= max) {
+        if (t - stable_since >= 1.0 || t - start >= max) {
             return;
         }
         usleep (250000);
