@@ -6,6 +6,8 @@
 #   make bench        vmconvert against qemu-img (and nbdkit + nbdcopy)
 #   make fuzz         run each fuzz target for FUZZ_SECONDS (default 600)
 #   make install      install to $(DESTDIR)$(PREFIX)/bin
+#   make iso          the appliance's boot ISO, build/vmconvert.iso
+#   make pxe          the appliance's network boot files, build/pxe/
 #
 # Objects go under $(BUILD) (build/ by default); the AddressSanitizer +
 # UBSan build lives in build/asan and the libFuzzer build in build/fuzz, all
@@ -131,6 +133,7 @@ check: deps
 	$(MAKE) build-tests
 	$(MAKE) check-asan
 	$(MAKE) fuzz-build
+	$(MAKE) appliance-test-images
 	tests/run
 
 demo: deps all
@@ -144,3 +147,82 @@ install: $(PROG) $(APPLIANCE)
 
 clean:
 	rm -rf build
+
+# ---- The appliance's boot images: initramfs/, iso/ ----------------------
+#
+#   make iso    build/vmconvert.iso: hybrid ISO, BIOS + UEFI, CD or USB stick
+#   make pxe    build/pxe/: kernel, initrd, iPXE/pxelinux/GRUB configs,
+#               dnsmasq.conf.example
+#
+# The kernel is Debian's, downloaded and unpacked (never installed) into
+# build/appliance/kernel by initramfs/fetch-kernel.sh, which asks apt each
+# time and downloads only when apt names another package or version.  The
+# initramfs holds the static APPLIANCE_PROG as /sbin/vmconvert-appliance.
+# Variables: INITRD_LEVEL (zstd level, 19; 3 builds in a second),
+# IMAGE_APPEND (more kernel parameters for every boot entry), INITRD_ADD
+# (more files, "SRC:DEST ...").
+APPLIANCE_DIR   = $(BUILD)/appliance
+KERNEL_DIR      = $(APPLIANCE_DIR)/kernel
+KERNEL_STAMP    = $(KERNEL_DIR)/.package
+VMLINUZ         = $(APPLIANCE_DIR)/vmlinuz
+INITRD          = $(APPLIANCE_DIR)/initrd.img
+ISO             = $(BUILD)/vmconvert.iso
+PXE_DIR         = $(BUILD)/pxe
+APPLIANCE_PROG ?= $(BUILD)/vmconvert-appliance
+INITRD_LEVEL   ?= 19
+IMAGE_APPEND   ?=
+INITRD_ADD     ?=
+INITRD_INPUTS   = initramfs/build.sh initramfs/init initramfs/udhcpc.script \
+                  initramfs/modules.list
+IMAGE_INPUTS    = iso/params.sh iso/vmconvert.cfg
+
+.PHONY: iso pxe initramfs appliance-test-images FORCE
+
+iso: $(ISO)
+pxe: $(PXE_DIR)/boot.ipxe
+initramfs: $(VMLINUZ) $(INITRD)
+
+# Run every time; the file changes only when another kernel was fetched.
+$(KERNEL_STAMP): FORCE
+	@mkdir -p $(APPLIANCE_DIR)
+	$(Q)initramfs/fetch-kernel.sh $(KERNEL_DIR) >/dev/null
+
+$(VMLINUZ): $(KERNEL_STAMP)
+	$(Q)cp $(KERNEL_DIR)/boot/vmlinuz-* $@
+
+$(INITRD): $(KERNEL_STAMP) $(APPLIANCE_PROG) $(INITRD_INPUTS)
+	$(Q)initramfs/build.sh --kernel $(KERNEL_DIR) --level $(INITRD_LEVEL) \
+	    --appliance $(APPLIANCE_PROG) \
+	    $(foreach a,$(INITRD_ADD),--add $(a)) --out $@
+
+$(ISO): $(VMLINUZ) $(INITRD) iso/build-iso.sh $(IMAGE_INPUTS)
+	$(Q)iso/build-iso.sh --kernel $(VMLINUZ) --initrd $(INITRD) \
+	    --append "$(IMAGE_APPEND)" --out $@
+
+$(PXE_DIR)/boot.ipxe: $(VMLINUZ) $(INITRD) iso/build-pxe.sh $(IMAGE_INPUTS)
+	$(Q)iso/build-pxe.sh --kernel $(VMLINUZ) --initrd $(INITRD) \
+	    --append "$(IMAGE_APPEND)" --out $(PXE_DIR)
+
+# Until the appliance program exists (appliance/main.c and its rule for
+# $(BUILD)/vmconvert-appliance), a placeholder that starts a shell stands in.
+ifeq ($(wildcard appliance/main.c),)
+$(BUILD)/vmconvert-appliance: tests/appliance/placeholder.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -static -s -o $@ $<
+endif
+
+# The boot tests (tests/appliance/): the probe stands in for the appliance
+# in an initramfs of its own; zstd -9 builds it in seconds.
+PROBE        = $(BUILD)/tests/appliance/probe
+PROBE_INITRD = $(APPLIANCE_DIR)/initrd-probe.img
+
+$(PROBE): tests/appliance/probe.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -static -s -o $@ $<
+
+$(PROBE_INITRD): $(KERNEL_STAMP) $(PROBE) $(INITRD_INPUTS)
+	$(Q)initramfs/build.sh --kernel $(KERNEL_DIR) --level 9 \
+	    --appliance $(PROBE) --out $@
+
+appliance-test-images: $(VMLINUZ) $(PROBE_INITRD) $(BUILD)/tests/tools/fwd-relay
