@@ -36,6 +36,7 @@ config_init (struct config *c)
     c->compress = COMP_NONE;
     c->post = POST_POWEROFF;
     c->retry_seconds = 86400;
+    c->wait_seconds = 10;
 }
 
 static void
@@ -565,6 +566,12 @@ apply_ours (struct config *c, const char *key, const char *val,
             BAD ("\"%s\" is not 10 to 2592000 seconds", val);
         }
         c->retry_seconds = (int) v;
+    }
+    else if (strcmp (key, "wait") == 0) {
+        if (parse_size (val, &v) == -1 || v > 3600) {
+            BAD ("\"%s\" is not 0 to 3600 seconds", val);
+        }
+        c->wait_seconds = (int) v;
     }
     else if (strcmp (key, "allblocks") == 0 ||
              strcmp (key, "all_blocks") == 0) {

@@ -65,6 +65,7 @@ struct config {
     enum post_action post;
     uint64_t max_rate;              /* bytes per second, 0: no limit */
     int retry_seconds;
+    int wait_seconds;               /* on the success page before post */
     bool all_blocks;
     bool interactive;               /* vmconvert.interactive=1 */
 

@@ -165,10 +165,16 @@ show_disks (void)
 {
     for (unsigned i = 0; i < disks.n; i++) {
         const struct disk_info *d = &disks.d[i];
-        char line[400];
+        char line[400], size[32];
 
-        snprintf (line, sizeof line, "  %u) %-8s %8.1f GB  %s %s  %s%s%s",
-                  i + 1, d->kname, (double) d->size / 1e9, d->vendor,
+        if (d->size >= 10000000000ull) {
+            snprintf (size, sizeof size, "%.0f GB", (double) d->size / 1e9);
+        }
+        else {
+            snprintf (size, sizeof size, "%.1f MB", (double) d->size / 1e6);
+        }
+        snprintf (line, sizeof line, "  %u) %-8s %10s  %s %s  %s%s%s",
+                  i + 1, d->kname, size, d->vendor,
                   d->model, d->name, d->selected ? "" : "  -- not sent: ",
                   d->selected ? "" : d->why);
         screen_say ("%s", line);
@@ -723,9 +729,10 @@ main (int argc, char **argv)
                       "from the images in the receiver's job directory %s/.",
                       job_name);
             snprintf (l3, sizeof l3, "This machine was not changed. "
-                      "vmconvert.post=%s follows in 10 seconds.",
+                      "vmconvert.post=%s follows in %d seconds.",
                       cfg.post == POST_REBOOT ? "reboot" :
-                      cfg.post == POST_SHELL ? "shell" : "poweroff");
+                      cfg.post == POST_SHELL ? "shell" : "poweroff",
+                      cfg.wait_seconds);
             lines[0] = l0;
             lines[1] = l1;
             lines[2] = l2;
@@ -736,8 +743,10 @@ main (int argc, char **argv)
                 run_shell ();
                 power (POST_POWEROFF);
             }
-            if (screen_ask ("press Enter within 10 s for a shell instead ",
-                            ans, sizeof ans, 10) >= 0) {
+            snprintf (l1, sizeof l1, "press Enter within %d s for a shell "
+                      "instead ", cfg.wait_seconds);
+            if (cfg.wait_seconds > 0 &&
+                screen_ask (l1, ans, sizeof ans, cfg.wait_seconds) >= 0) {
                 run_shell ();
             }
             power (cfg.post);
