@@ -139,7 +139,7 @@ check: deps
 demo: deps all
 	tests/demo.sh
 
-bench: deps all build-tests
+bench: deps all build-tests iso
 	tests/bench/bench.sh
 
 install: $(PROG) $(APPLIANCE)

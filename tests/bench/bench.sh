@@ -13,6 +13,8 @@
 #             convert from nbds://), from the raw disks; each pipeline runs
 #             in a private network namespace (tests/bench/pair.sh) so that
 #             the loopback counters give its bytes on the wire
+#   appliance the appliance ISO booted under QEMU: image sizes, seconds to
+#             the first byte received, throughput inside the appliance
 #
 # A section is a function section_NAME that builds its inputs (cached in
 # build/bench/, rebuilt only when missing), then calls run_group once per
@@ -58,7 +60,7 @@ SOURCES=${BENCH_SOURCES:-raw vmdk vhdx}
 OUT_FORMAT=${BENCH_OUT_FORMAT:-qcow2}
 VERIFY=${BENCH_VERIFY:-1}
 TIMEOUT=${BENCH_TIMEOUT:-600}
-ALL_SECTIONS="convert send"
+ALL_SECTIONS="convert send appliance"
 SEND_PEERS=${BENCH_SEND_PEERS:-nbdcopy-qemu-nbd nbdcopy-raw qemu-img}
 
 # Goals (see BENCHMARKS.md).
@@ -760,6 +762,18 @@ section_send () {
 }
 
 # ---------------------------------------------------------------- main
+
+# The appliance under QEMU: image sizes, boot to first byte, throughput
+# (tests/bench/bench-appliance.sh).
+section_appliance () {
+    say "appliance: booting the ISO under QEMU"
+    {
+        echo "### The appliance under QEMU"
+        echo
+        "$top/tests/bench/bench-appliance.sh" || echo "(failed: see above)"
+        echo
+    } >>"$TABLES"
+}
 
 main () {
     local s sections=${*:-$ALL_SECTIONS}
