@@ -225,4 +225,4 @@ $(PROBE_INITRD): $(KERNEL_STAMP) $(PROBE) $(INITRD_INPUTS)
 	$(Q)initramfs/build.sh --kernel $(KERNEL_DIR) --level 9 \
 	    --appliance $(PROBE) --out $@
 
-appliance-test-images: $(VMLINUZ) $(PROBE_INITRD) $(BUILD)/tests/tools/fwd-relay
+appliance-test-images: $(VMLINUZ) $(INITRD) $(PROBE_INITRD) $(BUILD)/tests/tools/fwd-relay
