@@ -356,8 +356,10 @@ facts_write (FILE *fp, const char *sysroot, const char *procroot,
         field (fp, "serial", d->serial, &first);
         field (fp, "wwn", d->wwn, &first);
         fprintf (fp, ", \"size\": %" PRIu64 ", \"logical_block_size\": %u, "
-                 "\"removable\": %s, \"sent\": %s", d->size,
-                 d->logical_block_size, d->removable ? "true" : "false",
+                 "\"removable\": %s, \"read_only\": %s, \"sent\": %s",
+                 d->size, d->logical_block_size,
+                 d->removable ? "true" : "false",
+                 d->read_only ? "true" : "false",
                  d->selected ? "true" : "false");
         if (!d->selected) {
             fprintf (fp, ", \"not_sent_because\": ");

@@ -70,6 +70,11 @@ check_job () {
         jq -e --arg s "$_serial" '.source.disks[] | select(.serial == $s and .sent)' \
             "$RX_DIR/$_job/job.json" >/dev/null ||
             fail "$_job: the facts do not list $_serial as sent"
+        # The kernel's own read-only flag (sysfs "ro"), as the appliance
+        # saw it after setting it.
+        jq -e --arg s "$_serial" '.source.disks[] | select(.serial == $s and .read_only)' \
+            "$RX_DIR/$_job/job.json" >/dev/null ||
+            fail "$_job: $_serial was not read-only in the kernel"
         qemu-img compare -q -f raw "$_src" "$RX_DIR/$_job/disk$_i.qcow2" ||
             fail "$_job: disk $_i differs from $_src"
         _i=$((_i + 1))
