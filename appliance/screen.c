@@ -352,10 +352,15 @@ screen_ask (const char *prompt, char *buf, size_t cap, int timeout)
     static char partial[MAX_CONSOLES][512];
     static size_t plen[MAX_CONSOLES];
 
+    /* Forget what was typed before the question, then ask: flushing
+     * after the prompt would lose an answer typed (or scanned) as soon as
+     * the prompt appeared. */
     for (unsigned i = 0; i < ncons; i++) {
-        putf (&cons[i], "%s", prompt);
         tcflush (cons[i].fd, TCIFLUSH);
         plen[i] = 0;
+    }
+    for (unsigned i = 0; i < ncons; i++) {
+        putf (&cons[i], "%s", prompt);
     }
     for (;;) {
         int ms = timeout < 0 ? -1 : (int) ((end - mono ()) * 1000);
