@@ -20,7 +20,6 @@
  * PercentInUse (when not 0xFF) more than 1 point off the bitmap, or any
  * field that fails a check.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,21 +43,7 @@ struct exfat {
     struct rangeset meta;       /* clusters (not bytes) of system files */
 };
 
-static void set_all_used (struct fs_result *r, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
 
-static void
-set_all_used (struct fs_result *r, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (r->all_used)
-        return;
-    r->all_used = true;
-    va_start (ap, fmt);
-    vsnprintf (r->why, sizeof r->why, fmt, ap);
-    va_end (ap);
-}
 
 static int
 basic (const unsigned char *b)
@@ -126,12 +111,12 @@ walk_chain (struct exfat *x, uint32_t first, uint64_t bytes, const char *what,
         int rc;
 
         if (!cluster_ok (x, c)) {
-            set_all_used (x->r, "exFAT: %s: cluster %u out of range", what, c);
+            fs_all_used (x->r, "exFAT: %s: cluster %u out of range", what, c);
             return 1;
         }
         /* Cycle cap: no chain is longer than the heap. */
         if (++n > x->clusters) {
-            set_all_used (x->r, "exFAT: %s: cluster chain loops", what);
+            fs_all_used (x->r, "exFAT: %s: cluster chain loops", what);
             return 1;
         }
         rc = fn (x, c, opaque);
@@ -143,7 +128,7 @@ walk_chain (struct exfat *x, uint32_t first, uint64_t bytes, const char *what,
             return -1;
         if (next == 0xFFFFFFFF) {
             if (n < want) {
-                set_all_used (x->r, "exFAT: %s: cluster chain shorter than "
+                fs_all_used (x->r, "exFAT: %s: cluster chain shorter than "
                               "its length", what);
                 return 1;
             }
@@ -180,7 +165,7 @@ scan_root_cluster (struct exfat *x, uint32_t c, void *opaque)
         return -1;
     s->bytes += x->csize;
     if (s->bytes > EXFAT_MAX_DIR) {
-        set_all_used (x->r, "exFAT: root directory larger than 256 MiB");
+        fs_all_used (x->r, "exFAT: root directory larger than 256 MiB");
         return 1;
     }
     for (uint64_t off = 0; off < x->csize && !s->end; off += EXFAT_CHUNK) {
@@ -201,7 +186,7 @@ scan_root_cluster (struct exfat *x, uint32_t c, void *opaque)
                 continue;
             if (t == 0x81) {
                 if (e[1] & 1) {
-                    set_all_used (x->r, "exFAT: second allocation bitmap "
+                    fs_all_used (x->r, "exFAT: second allocation bitmap "
                                   "(TexFAT)");
                     return 1;
                 }
@@ -215,7 +200,7 @@ scan_root_cluster (struct exfat *x, uint32_t c, void *opaque)
                 int rc;
 
                 if (dlen == 0 || dlen > 128 * 1024) {
-                    set_all_used (x->r, "exFAT: up-case table length %llu",
+                    fs_all_used (x->r, "exFAT: up-case table length %llu",
                                   (unsigned long long) dlen);
                     return 1;
                 }
@@ -228,7 +213,7 @@ scan_root_cluster (struct exfat *x, uint32_t c, void *opaque)
                 unsigned n = e[1];
 
                 if (n > 11) {
-                    set_all_used (x->r, "exFAT: volume label too long");
+                    fs_all_used (x->r, "exFAT: volume label too long");
                     return 1;
                 }
                 for (unsigned k = 0; k < n; k++) {
@@ -242,7 +227,7 @@ scan_root_cluster (struct exfat *x, uint32_t c, void *opaque)
             else if ((t & 0x60) == 0) {
                 /* Critical primary we do not know: the spec says such a
                  * volume must not be mounted. */
-                set_all_used (x->r, "exFAT: unknown critical directory entry "
+                fs_all_used (x->r, "exFAT: unknown critical directory entry "
                               "type 0x%02x", t);
                 return 1;
             }
@@ -309,14 +294,14 @@ exfat_used (const struct volume *v, struct fs_result *r)
     boot = malloc (12 * 4096);
     buf = malloc (EXFAT_CHUNK);
     if (boot == NULL || buf == NULL) {
-        set_all_used (r, "exFAT: out of memory");
+        fs_all_used (r, "exFAT: out of memory");
         ret = 0;
         goto out;
     }
     if (v->pread (v, boot, 512, 0) < 0)
         goto out;
     if (basic (boot) < 0) {
-        set_all_used (r, "exFAT: boot sector fails its checks");
+        fs_all_used (r, "exFAT: boot sector fails its checks");
         ret = 0;
         goto out;
     }
@@ -325,7 +310,7 @@ exfat_used (const struct volume *v, struct fs_result *r)
     r->block_size = (uint32_t) x.csize;
     uuid_of (get_le32 (boot + 100), r);
     if ((uint64_t) 24 * x.bps > v->size) {
-        set_all_used (r, "exFAT: volume smaller than its boot regions");
+        fs_all_used (r, "exFAT: volume smaller than its boot regions");
         ret = 0;
         goto out;
     }
@@ -345,30 +330,30 @@ exfat_used (const struct volume *v, struct fs_result *r)
             && 0        /* let the fuzzer past the checksum */
 #endif
             ) {
-            set_all_used (r, "exFAT: boot checksum wrong");
+            fs_all_used (r, "exFAT: boot checksum wrong");
             ret = 0;
             goto out;
         }
 
     flags = get_le16 (boot + 106);
     if (flags & 0x0002) {
-        set_all_used (r, "exFAT: VolumeDirty set (not cleanly unmounted)");
+        fs_all_used (r, "exFAT: VolumeDirty set (not cleanly unmounted)");
         ret = 0;
         goto out;
     }
     if (flags & 0x0004) {
-        set_all_used (r, "exFAT: MediaFailure set");
+        fs_all_used (r, "exFAT: MediaFailure set");
         ret = 0;
         goto out;
     }
     if (boot[105] != 1) {
-        set_all_used (r, "exFAT: revision %u.%02u unknown", boot[105],
+        fs_all_used (r, "exFAT: revision %u.%02u unknown", boot[105],
                       boot[104]);
         ret = 0;
         goto out;
     }
     if (boot[110] != 1) {
-        set_all_used (r, "exFAT: %u FATs (TexFAT) not supported", boot[110]);
+        fs_all_used (r, "exFAT: %u FATs (TexFAT) not supported", boot[110]);
         ret = 0;
         goto out;
     }
@@ -381,7 +366,7 @@ exfat_used (const struct volume *v, struct fs_result *r)
     root = get_le32 (boot + 96);
     pct = boot[112];
     if (ckd_mul (&vol_bytes, vol_len, (uint64_t) x.bps) || vol_bytes > v->size) {
-        set_all_used (r, "exFAT: filesystem larger than its volume "
+        fs_all_used (r, "exFAT: filesystem larger than its volume "
                       "(truncated?)");
         ret = 0;
         goto out;
@@ -394,12 +379,12 @@ exfat_used (const struct volume *v, struct fs_result *r)
         fat_len < ((uint64_t) x.clusters + 2) * 4 ||
         (uint64_t) fat_off_s + fat_len_s > heap_s ||
         heap_end > vol_bytes) {
-        set_all_used (r, "exFAT: geometry fields inconsistent");
+        fs_all_used (r, "exFAT: geometry fields inconsistent");
         ret = 0;
         goto out;
     }
     if (!cluster_ok (&x, root)) {
-        set_all_used (r, "exFAT: root directory cluster out of range");
+        fs_all_used (r, "exFAT: root directory cluster out of range");
         ret = 0;
         goto out;
     }
@@ -413,14 +398,14 @@ exfat_used (const struct volume *v, struct fs_result *r)
         goto out;
     }
     if (rs.nbitmap != 1) {
-        set_all_used (r, "exFAT: %d allocation bitmaps in the root directory",
+        fs_all_used (r, "exFAT: %d allocation bitmaps in the root directory",
                       rs.nbitmap);
         ret = 0;
         goto out;
     }
     need = ((uint64_t) x.clusters + 7) / 8;
     if (rs.bm_len < need || rs.bm_len > need + x.csize) {
-        set_all_used (r, "exFAT: allocation bitmap length %llu, expected %llu",
+        fs_all_used (r, "exFAT: allocation bitmap length %llu, expected %llu",
                       (unsigned long long) rs.bm_len,
                       (unsigned long long) need);
         ret = 0;
@@ -439,7 +424,7 @@ exfat_used (const struct volume *v, struct fs_result *r)
         goto out;
     }
     if (bs.bit < x.clusters) {
-        set_all_used (r, "exFAT: allocation bitmap shorter than the heap");
+        fs_all_used (r, "exFAT: allocation bitmap shorter than the heap");
         ret = 0;
         goto out;
     }
@@ -448,7 +433,7 @@ exfat_used (const struct volume *v, struct fs_result *r)
         for (uint64_t c = x.meta.r[i].start; c < x.meta.r[i].end; c++)
             if (rangeset_lookup (&r->used, x.heap_off + (c - 2) * x.csize,
                                  NULL) != 1) {
-                set_all_used (r, "exFAT: cluster %llu of a system structure "
+                fs_all_used (r, "exFAT: cluster %llu of a system structure "
                               "is free in the bitmap",
                               (unsigned long long) c);
                 ret = 0;
@@ -458,7 +443,7 @@ exfat_used (const struct volume *v, struct fs_result *r)
         uint64_t p = bs.nused * 100 / x.clusters;
 
         if (pct > 100 || (p > pct ? p - pct : pct - p) > 1) {
-            set_all_used (r, "exFAT: counters disagree: PercentInUse %u, the "
+            fs_all_used (r, "exFAT: counters disagree: PercentInUse %u, the "
                           "bitmap says %llu", pct, (unsigned long long) p);
             ret = 0;
             goto out;

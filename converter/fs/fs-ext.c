@@ -26,7 +26,6 @@
  * geometry itself, so that obviously hostile numbers never reach it.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -326,15 +325,6 @@ ext_probe (const struct volume *v)
     return read_sb (v, &s);
 }
 
-static void
-printable (char *dst, size_t dstlen, const unsigned char *src, size_t n)
-{
-    size_t k = 0;
-
-    for (size_t i = 0; i < n && src[i] != 0 && k + 1 < dstlen; i++)
-        dst[k++] = src[i] >= 0x20 && src[i] < 0x7f ? (char) src[i] : '?';
-    dst[k] = 0;
-}
 
 static const char *
 ext_kind (const struct ext_sb *s)
@@ -355,21 +345,7 @@ et_init (void)
     initialize_ext2_error_table ();
 }
 
-static int
-all_used (struct fs_result *r, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
 
-static int
-all_used (struct fs_result *r, const char *fmt, ...)
-{
-    va_list ap;
-
-    r->all_used = true;
-    va_start (ap, fmt);
-    vsnprintf (r->why, sizeof r->why, fmt, ap);
-    va_end (ap);
-    return 0;
-}
 
 /* The state checks that need only the superblock. */
 static int
@@ -378,34 +354,34 @@ check_sb (const struct ext_sb *s, const struct volume *v, struct fs_result *r)
     uint64_t fs_bytes;
 
     if (s->incompat & EXT3_FEATURE_INCOMPAT_RECOVER)
-        return all_used (r, "the journal needs recovery (needs_recovery "
+        return fs_all_used (r, "the journal needs recovery (needs_recovery "
                          "set: not cleanly unmounted)");
     if (!(s->state & EXT2_VALID_FS))
-        return all_used (r, "the filesystem state is not clean "
+        return fs_all_used (r, "the filesystem state is not clean "
                          "(not cleanly unmounted or being checked)");
     if (s->state & EXT2_ERROR_FS)
-        return all_used (r, "the filesystem state says it has errors");
+        return fs_all_used (r, "the filesystem state says it has errors");
     if (get_le32 (s->raw + 0xe8) != 0)
-        return all_used (r, "the orphan inode list is not empty "
+        return fs_all_used (r, "the orphan inode list is not empty "
                          "(s_last_orphan %" PRIu32 ")",
                          get_le32 (s->raw + 0xe8));
     if (s->ro_compat & EXT4_FEATURE_RO_COMPAT_ORPHAN_PRESENT)
-        return all_used (r, "the orphan file holds entries "
+        return fs_all_used (r, "the orphan file holds entries "
                          "(orphan_present set)");
     if (s->incompat & ~(uint32_t) KNOWN_INCOMPAT)
-        return all_used (r, "unknown incompatible features 0x%" PRIx32,
+        return fs_all_used (r, "unknown incompatible features 0x%" PRIx32,
                          s->incompat & ~(uint32_t) KNOWN_INCOMPAT);
     if (s->ro_compat & ~(uint32_t) KNOWN_RO_COMPAT)
-        return all_used (r, "unknown read-only-compatible features 0x%"
+        return fs_all_used (r, "unknown read-only-compatible features 0x%"
                          PRIx32, s->ro_compat & ~(uint32_t) KNOWN_RO_COMPAT);
     if (ckd_mul (&fs_bytes, s->blocks, (uint64_t) s->block_size) ||
         fs_bytes > v->size)
-        return all_used (r, "the filesystem (%" PRIu64 " blocks of %" PRIu32
+        return fs_all_used (r, "the filesystem (%" PRIu64 " blocks of %" PRIu32
                          ") is larger than its volume", s->blocks,
                          s->block_size);
     if ((s->blocks - s->first_data_block - 1) / s->blocks_per_group + 1 >
         MAX_GROUPS)
-        return all_used (r, "too many block groups (%" PRIu32
+        return fs_all_used (r, "too many block groups (%" PRIu32
                          " blocks per group)", s->blocks_per_group);
     return 1;
 }
@@ -424,13 +400,13 @@ check_journal (ext2_filsys fs, struct fs_result *r)
     if (!ext2fs_has_feature_journal (fs->super) || ino == 0)
         return 1;
     if (ino > fs->super->s_inodes_count)
-        return all_used (r, "the journal inode %u is out of range", ino);
+        return fs_all_used (r, "the journal inode %u is out of range", ino);
     err = ext2fs_bmap2 (fs, ino, NULL, NULL, 0, 0, NULL, &pblk);
     if (err)
-        return all_used (r, "the journal cannot be read: %s",
+        return fs_all_used (r, "the journal cannot be read: %s",
                          error_message (err));
     if (pblk == 0 || pblk >= ext2fs_blocks_count (fs->super))
-        return all_used (r, "the journal's first block is out of range");
+        return fs_all_used (r, "the journal's first block is out of range");
     buf = malloc (fs->blocksize);
     if (buf == NULL) {
         vmc_error ("out of memory");
@@ -441,13 +417,13 @@ check_journal (ext2_filsys fs, struct fs_result *r)
         if (ext_read_failed)
             ret = -1;
         else
-            ret = all_used (r, "the journal superblock cannot be read: %s",
+            ret = fs_all_used (r, "the journal superblock cannot be read: %s",
                             error_message (err));
     }
     else if (get_be32 (buf) != JBD2_MAGIC)
-        ret = all_used (r, "the journal superblock has a bad magic number");
+        ret = fs_all_used (r, "the journal superblock has a bad magic number");
     else if (get_be32 (buf + 28) != 0)
-        ret = all_used (r, "the journal holds transactions to replay "
+        ret = fs_all_used (r, "the journal holds transactions to replay "
                         "(s_start %" PRIu32 ")", get_be32 (buf + 28));
     free (buf);
     return ret;
@@ -467,7 +443,7 @@ check_mmp (ext2_filsys fs, struct fs_result *r)
         return 1;
     if (b < fs->super->s_first_data_block ||
         b >= ext2fs_blocks_count (fs->super))
-        return all_used (r, "the MMP block is out of range");
+        return fs_all_used (r, "the MMP block is out of range");
     buf = malloc (fs->blocksize);
     if (buf == NULL) {
         vmc_error ("out of memory");
@@ -476,12 +452,12 @@ check_mmp (ext2_filsys fs, struct fs_result *r)
     err = io_channel_read_blk64 (fs->io, b, 1, buf);
     if (err)
         ret = ext_read_failed ? -1 :
-            all_used (r, "the MMP block cannot be read: %s",
+            fs_all_used (r, "the MMP block cannot be read: %s",
                       error_message (err));
     else if (get_le32 (buf) != EXT4_MMP_MAGIC)
-        ret = all_used (r, "the MMP block has a bad magic number");
+        ret = fs_all_used (r, "the MMP block has a bad magic number");
     else if (get_le32 (buf + 4) != EXT4_MMP_SEQ_CLEAN)
-        ret = all_used (r, "multiple-mount protection says it is in use "
+        ret = fs_all_used (r, "multiple-mount protection says it is in use "
                         "(mmp_seq 0x%08" PRIx32 ")", get_le32 (buf + 4));
     free (buf);
     return ret;
@@ -511,7 +487,7 @@ walk_bitmap (ext2_filsys fs, struct fs_result *r)
         uint64_t gclusters = ((glast - gfirst) >> cbits) + 1;            \
         uint64_t gfree = ext2fs_bg_free_blocks_count (fs, g);            \
         if (group_used > gclusters || gclusters - group_used != gfree)   \
-            return all_used (r, "group %u: free block count %" PRIu64    \
+            return fs_all_used (r, "group %u: free block count %" PRIu64    \
                              " disagrees with its bitmap (%" PRIu64 ")",  \
                              g, gfree, gclusters - group_used);          \
         total_used += group_used;                                         \
@@ -531,18 +507,18 @@ walk_bitmap (ext2_filsys fs, struct fs_result *r)
         if (err == ENOENT)
             break;
         if (err)
-            return all_used (r, "block bitmap search failed: %s",
+            return fs_all_used (r, "block bitmap search failed: %s",
                              error_message (err));
         if (start < pos || start > last)
-            return all_used (r, "block bitmap search went astray");
+            return fs_all_used (r, "block bitmap search went astray");
         err = ext2fs_find_first_zero_block_bitmap2 (bm, start, last, &end);
         if (err == ENOENT)
             end = last + 1;
         else if (err)
-            return all_used (r, "block bitmap search failed: %s",
+            return fs_all_used (r, "block bitmap search failed: %s",
                              error_message (err));
         else if (end <= start || end > last)
-            return all_used (r, "block bitmap search went astray");
+            return fs_all_used (r, "block bitmap search went astray");
         /* [start, end) is in use.  Count it group by group. */
         for (blk64_t b = start; b < end;) {
             blk64_t e;
@@ -550,7 +526,7 @@ walk_bitmap (ext2_filsys fs, struct fs_result *r)
             while (g < fs->group_desc_count && b > glast)
                 NEXT_GROUP ();
             if (g >= fs->group_desc_count)
-                return all_used (r, "bitmap bits past the last group");
+                return fs_all_used (r, "bitmap bits past the last group");
             e = end - 1 < glast ? end - 1 : glast;
             group_used += ((e - b) >> cbits) + 1;
             b = e + 1;
@@ -567,7 +543,7 @@ walk_bitmap (ext2_filsys fs, struct fs_result *r)
         uint64_t sfree = ext2fs_free_blocks_count (fs->super) >> cbits;
 
         if (total_used > clusters || clusters - total_used != sfree)
-            return all_used (r, "the superblock's free block count %" PRIu64
+            return fs_all_used (r, "the superblock's free block count %" PRIu64
                              " disagrees with the bitmap (%" PRIu64 ")",
                              sfree, clusters - total_used);
     }
@@ -588,10 +564,10 @@ ext_used (const struct volume *v, struct fs_result *r)
     if (ret < 0)
         return -1;
     if (ret == 0)
-        return all_used (r, "the ext superblock does not look right");
+        return fs_all_used (r, "the ext superblock does not look right");
     snprintf (r->type, sizeof r->type, "%s", ext_kind (&s));
     r->block_size = s.block_size;
-    printable (r->label, sizeof r->label, s.raw + 0x78, 16);
+    fs_printable (r->label, sizeof r->label, s.raw + 0x78, 16);
     u = s.raw + 0x68;
     snprintf (r->uuid, sizeof r->uuid,
               "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
@@ -615,7 +591,7 @@ ext_used (const struct volume *v, struct fs_result *r)
     if (err) {
         if (ext_read_failed)
             return -1;
-        return all_used (r, "libext2fs cannot open it: %s",
+        return fs_all_used (r, "libext2fs cannot open it: %s",
                          error_message (err));
     }
 
@@ -623,20 +599,20 @@ ext_used (const struct volume *v, struct fs_result *r)
      * primary unless told otherwise), but check its view too. */
     if (ckd_mul (&fs_bytes, ext2fs_blocks_count (fs->super),
                  (uint64_t) fs->blocksize) || fs_bytes > v->size) {
-        ret = all_used (r, "the filesystem is larger than its volume");
+        ret = fs_all_used (r, "the filesystem is larger than its volume");
         goto out;
     }
     err = ext2fs_check_desc (fs);
     if (err) {
         ret = ext_read_failed ? -1 :
-            all_used (r, "group descriptors are inconsistent: %s",
+            fs_all_used (r, "group descriptors are inconsistent: %s",
                       error_message (err));
         goto out;
     }
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
     for (dgrp_t g = 0; g < fs->group_desc_count; g++)
         if (!ext2fs_group_desc_csum_verify (fs, g)) {
-            ret = all_used (r, "group %u: descriptor checksum is wrong", g);
+            ret = fs_all_used (r, "group %u: descriptor checksum is wrong", g);
             goto out;
         }
 #endif
@@ -649,12 +625,12 @@ ext_used (const struct volume *v, struct fs_result *r)
     err = ext2fs_read_block_bitmap (fs);
     if (err) {
         ret = ext_read_failed ? -1 :
-            all_used (r, "the block bitmap cannot be read: %s",
+            fs_all_used (r, "the block bitmap cannot be read: %s",
                       error_message (err));
         goto out;
     }
     if (fs->flags & EXT2_FLAG_BBITMAP_TAIL_PROBLEM) {
-        ret = all_used (r, "the block bitmap's padding bits are not set");
+        ret = fs_all_used (r, "the block bitmap's padding bits are not set");
         goto out;
     }
     /* Block 0 (the boot block; with 1 KiB blocks it is outside every

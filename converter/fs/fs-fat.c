@@ -19,7 +19,6 @@
  * clear), the FAT copies differ, FAT32's FSInfo free count is valid and
  * disagrees with the FAT, or any BPB value fails a check.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,19 +151,7 @@ fat_probe (const struct volume *v)
     return bpb_basic (b, &g) == 0;
 }
 
-static void set_all_used (struct fs_result *r, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
 
-static void
-set_all_used (struct fs_result *r, const char *fmt, ...)
-{
-    va_list ap;
-
-    r->all_used = true;
-    va_start (ap, fmt);
-    vsnprintf (r->why, sizeof r->why, fmt, ap);
-    va_end (ap);
-}
 
 static void
 label_uuid (const unsigned char *b, int bits, struct fs_result *r)
@@ -215,7 +202,7 @@ fat_used (const struct volume *v, struct fs_result *r)
         return -1;
     bad = bpb_geometry (b, v->size, &g);
     if (bad != NULL) {
-        set_all_used (r, "FAT: %s", bad);
+        fs_all_used (r, "FAT: %s", bad);
         return 0;
     }
     r->block_size = (uint32_t) g.csize;
@@ -225,7 +212,7 @@ fat_used (const struct volume *v, struct fs_result *r)
      * bit 0 set while mounted (the state Linux and Windows keep). */
     if ((b[g.bits == 32 ? 66 : 38] == 0x29 || b[g.bits == 32 ? 66 : 38] ==
          0x28) && (b[g.bits == 32 ? 65 : 37] & 0x01)) {
-        set_all_used (r, "FAT: volume marked dirty (not cleanly unmounted)");
+        fs_all_used (r, "FAT: volume marked dirty (not cleanly unmounted)");
         return 0;
     }
     if (g.bits == 32) {
@@ -233,17 +220,17 @@ fat_used (const struct volume *v, struct fs_result *r)
         uint16_t fsinfo = get_le16 (b + 48);
 
         if ((ext & 0x80) && (ext & 0x0F) >= g.nfats) {
-            set_all_used (r, "FAT32: active FAT number out of range");
+            fs_all_used (r, "FAT32: active FAT number out of range");
             return 0;
         }
         root_clus = get_le32 (b + 44);
         if (root_clus < 2 || root_clus - 2 >= g.clusters) {
-            set_all_used (r, "FAT32: root directory cluster out of range");
+            fs_all_used (r, "FAT32: root directory cluster out of range");
             return 0;
         }
         if (fsinfo != 0 && fsinfo != 0xFFFF) {
             if (fsinfo >= g.rsvd) {
-                set_all_used (r, "FAT32: FSInfo sector outside the reserved "
+                fs_all_used (r, "FAT32: FSInfo sector outside the reserved "
                               "region");
                 return 0;
             }
@@ -259,7 +246,7 @@ fat_used (const struct volume *v, struct fs_result *r)
     fat = calloc (1, FAT_CHUNK + 4);
     copy = calloc (1, FAT_CHUNK + 4);
     if (fat == NULL || copy == NULL) {
-        set_all_used (r, "FAT: out of memory");
+        fs_all_used (r, "FAT: out of memory");
         ret = 0;
         goto out;
     }
@@ -281,7 +268,7 @@ fat_used (const struct volume *v, struct fs_result *r)
             if (v->pread (v, copy, len, off) < 0)
                 goto out;
             if (memcmp (fat, copy, len) != 0) {
-                set_all_used (r, "FAT: the FAT copies differ");
+                fs_all_used (r, "FAT: the FAT copies differ");
                 ret = 0;
                 goto out;
             }
@@ -294,7 +281,7 @@ fat_used (const struct volume *v, struct fs_result *r)
                 break;
             if (c == 0) {
                 if ((e & 0xFF) != g.media || (e | 0xFF) != eoc_mask) {
-                    set_all_used (r, "FAT: FAT[0] does not hold the media "
+                    fs_all_used (r, "FAT: FAT[0] does not hold the media "
                                   "byte");
                     ret = 0;
                     goto out;
@@ -304,7 +291,7 @@ fat_used (const struct volume *v, struct fs_result *r)
             if (c == 1) {
                 if ((g.bits == 16 && (e & 0xC000) != 0xC000) ||
                     (g.bits == 32 && (e & 0x0C000000) != 0x0C000000)) {
-                    set_all_used (r, "FAT: FAT[1] says dirty or hard error "
+                    fs_all_used (r, "FAT: FAT[1] says dirty or hard error "
                                   "(not cleanly unmounted)");
                     ret = 0;
                     goto out;
@@ -324,7 +311,7 @@ fat_used (const struct volume *v, struct fs_result *r)
         done += len;
     }
     if (entry0 < (uint64_t) g.clusters + 2) {
-        set_all_used (r, "FAT: FAT shorter than the cluster count");
+        fs_all_used (r, "FAT: FAT shorter than the cluster count");
         ret = 0;
         goto out;
     }
@@ -332,7 +319,7 @@ fat_used (const struct volume *v, struct fs_result *r)
         uint16_t fsinfo = get_le16 (b + 48);
 
         if (root_entry == 0 || root_entry == 0x0FFFFFF7) {
-            set_all_used (r, "FAT32: root directory cluster is free or bad");
+            fs_all_used (r, "FAT32: root directory cluster is free or bad");
             ret = 0;
             goto out;
         }
@@ -343,13 +330,13 @@ fat_used (const struct volume *v, struct fs_result *r)
                 goto out;
             if (get_le32 (b) != 0x41615252 || get_le32 (b + 484) != 0x61417272
                 || get_le32 (b + 508) != 0xAA550000) {
-                set_all_used (r, "FAT32: FSInfo signatures wrong");
+                fs_all_used (r, "FAT32: FSInfo signatures wrong");
                 ret = 0;
                 goto out;
             }
             freecount = get_le32 (b + 488);
             if (freecount != 0xFFFFFFFF && freecount != g.clusters - nused) {
-                set_all_used (r, "FAT32: counters disagree: FSInfo says %u "
+                fs_all_used (r, "FAT32: counters disagree: FSInfo says %u "
                               "free clusters, the FAT has %llu", freecount,
                               (unsigned long long) (g.clusters - nused));
                 ret = 0;

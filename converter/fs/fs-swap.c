@@ -68,15 +68,6 @@ swap_probe (const struct volume *v)
     return kind != 0;
 }
 
-static void
-printable (char *dst, size_t dstlen, const unsigned char *src, size_t n)
-{
-    size_t k = 0;
-
-    for (size_t i = 0; i < n && src[i] != 0 && k + 1 < dstlen; i++)
-        dst[k++] = src[i] >= 0x20 && src[i] < 0x7f ? (char) src[i] : '?';
-    dst[k] = 0;
-}
 
 static int
 swap_used (const struct volume *v, struct fs_result *r)
@@ -89,19 +80,14 @@ swap_used (const struct volume *v, struct fs_result *r)
         return -1;
     r->block_size = page;
     if (kind == 2) {
-        r->all_used = true;
-        snprintf (r->why, sizeof r->why,
-                  "swap holds a hibernation image (a resume would read it)");
-        return 0;
+        return fs_all_used (r, "swap holds a hibernation image (a resume "
+                            "would read it)");
     }
     if (v->pread (v, h, sizeof h, 0) < 0)
         return -1;
     version = get_le32 (h + 1024);
     if (version != 1) {
-        r->all_used = true;
-        snprintf (r->why, sizeof r->why, "swap header version %u unknown",
-                  version);
-        return 0;
+        return fs_all_used (r, "swap header version %u unknown", version);
     }
     snprintf (r->uuid, sizeof r->uuid,
               "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
@@ -109,7 +95,7 @@ swap_used (const struct volume *v, struct fs_result *r)
               h[1036], h[1037], h[1038], h[1039], h[1040], h[1041],
               h[1042], h[1043], h[1044], h[1045], h[1046], h[1047],
               h[1048], h[1049], h[1050], h[1051]);
-    printable (r->label, sizeof r->label, h + 1052, 16);
+    fs_printable (r->label, sizeof r->label, h + 1052, 16);
     return rangeset_add (&r->used, 0, page);
 }
 

@@ -38,7 +38,6 @@
  * stale: the AGFs, checked against both trees, are authoritative.  AGFL
  * blocks are not in the bnobt, so they count as used.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,24 +92,6 @@ struct xfs {
     uint64_t visits, max_visits;
 };
 
-/* Mark the volume all in use; returns 0 so that callers can return it. */
-static int
-all_used (struct xfs *x, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-static int
-all_used (struct xfs *x, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!x->r->all_used) {
-        va_start (ap, fmt);
-        vsnprintf (x->r->why, sizeof x->r->why, fmt, ap);
-        va_end (ap);
-    }
-    x->r->all_used = true;
-    return 0;
-}
 
 static bool
 crc_ok (const unsigned char *buf, size_t len, size_t off)
@@ -161,15 +142,6 @@ xfs_probe (const struct volume *v)
         (ver == 4 || ver == 5);
 }
 
-static void
-printable (char *dst, size_t dstlen, const unsigned char *src, size_t n)
-{
-    size_t k = 0;
-
-    for (size_t i = 0; i < n && src[i] != 0 && k + 1 < dstlen; i++)
-        dst[k++] = src[i] >= 0x20 && src[i] < 0x7f ? (char) src[i] : '?';
-    dst[k] = 0;
-}
 
 /* Byte offset of AG-relative block AGBNO of AG AGNO (geometry checked:
  * cannot overflow). */
@@ -198,65 +170,65 @@ check_sb (struct xfs *x, const unsigned char *sb)
     memcpy (x->uuid, sb + 32, 16);
 
     if ((version & 0xf) != 4 && (version & 0xf) != 5)
-        return all_used (x, "XFS superblock version %u unknown",
+        return fs_all_used (x->r, "XFS superblock version %u unknown",
                          version & 0xf);
     x->crc = (version & 0xf) == 5;
     if (!is_pow2 (x->blocksize) || x->blocksize < 512 ||
         x->blocksize > 65536 || sb[120] != log2_of (x->blocksize))
-        return all_used (x, "XFS block size %u invalid", x->blocksize);
+        return fs_all_used (x->r, "XFS block size %u invalid", x->blocksize);
     if (!is_pow2 (x->sectsize) || x->sectsize < 512 || x->sectsize > 32768 ||
         x->sectsize > x->blocksize || sb[121] != log2_of (x->sectsize))
-        return all_used (x, "XFS sector size %u invalid", x->sectsize);
+        return fs_all_used (x->r, "XFS sector size %u invalid", x->sectsize);
     if (x->crc && x->blocksize < 1024)
-        return all_used (x, "XFS v5 with block size %u", x->blocksize);
+        return fs_all_used (x->r, "XFS v5 with block size %u", x->blocksize);
     x->r->block_size = x->blocksize;
     if (x->crc && !crc_ok (sb, x->sectsize, SB_CRC_OFF))
-        return all_used (x, "XFS superblock CRC mismatch");
+        return fs_all_used (x->r, "XFS superblock CRC mismatch");
     /* XFS_MIN_AG_BLOCKS: also keeps the AG headers inside every AG. */
     if (x->agcount == 0 || x->agblocks < 64 ||
         x->agblklog != log2_of (x->agblocks) || x->agblklog > 31)
-        return all_used (x, "XFS AG geometry invalid (agcount %u, "
+        return fs_all_used (x->r, "XFS AG geometry invalid (agcount %u, "
                          "agblocks %u)", x->agcount, x->agblocks);
     if (x->dblocks == 0 ||
         x->dblocks > (uint64_t) x->agcount * x->agblocks ||
         x->dblocks < (uint64_t) (x->agcount - 1) * x->agblocks + 64)
-        return all_used (x, "XFS dblocks %llu does not match %u AGs of %u "
+        return fs_all_used (x->r, "XFS dblocks %llu does not match %u AGs of %u "
                          "blocks", (unsigned long long) x->dblocks,
                          x->agcount, x->agblocks);
     if (ckd_mul (&end, x->dblocks, (uint64_t) x->blocksize) || end > v->size)
-        return all_used (x, "XFS filesystem (%llu blocks) larger than the "
+        return fs_all_used (x->r, "XFS filesystem (%llu blocks) larger than the "
                          "volume", (unsigned long long) x->dblocks);
     if (sb[126] != 0)
-        return all_used (x, "XFS mkfs did not finish (sb_inprogress)");
+        return fs_all_used (x->r, "XFS mkfs did not finish (sb_inprogress)");
     if (get_be64 (sb + 16) != 0 || get_be64 (sb + 24) != 0)
-        return all_used (x, "XFS has a realtime section (not mapped)");
+        return fs_all_used (x->r, "XFS has a realtime section (not mapped)");
 
     if (x->crc) {
         uint32_t roc = get_be32 (sb + 212), inc = get_be32 (sb + 216);
         uint32_t logi = get_be32 (sb + 220);
 
         if (inc & INCOMPAT_NEEDSREPAIR)
-            return all_used (x, "XFS is marked as needing repair");
+            return fs_all_used (x->r, "XFS is marked as needing repair");
         if (inc & ~INCOMPAT_KNOWN)
-            return all_used (x, "XFS incompatible features 0x%x unknown",
+            return fs_all_used (x->r, "XFS incompatible features 0x%x unknown",
                              inc & ~INCOMPAT_KNOWN);
         if (roc & ~RO_COMPAT_KNOWN)
-            return all_used (x, "XFS read-only-compatible features 0x%x "
+            return fs_all_used (x->r, "XFS read-only-compatible features 0x%x "
                              "unknown", roc & ~RO_COMPAT_KNOWN);
         if (logi != 0)
-            return all_used (x, "XFS log incompatible features 0x%x set "
+            return fs_all_used (x->r, "XFS log incompatible features 0x%x set "
                              "(log in use)", logi);
         if (inc & INCOMPAT_META_UUID)
             memcpy (x->uuid, sb + 248, 16);
     } else {
         if (version & ~(VERSION_KNOWN | 0xf))
-            return all_used (x, "XFS version bits 0x%x unknown", version);
+            return fs_all_used (x->r, "XFS version bits 0x%x unknown", version);
         if ((version & 0x8000) &&
             (get_be32 (sb + 200) & ~FEATURES2_KNOWN))
-            return all_used (x, "XFS features2 0x%x unknown",
+            return fs_all_used (x->r, "XFS features2 0x%x unknown",
                              get_be32 (sb + 200));
         if ((version & 0x8000) && (get_be32 (sb + 200) & 0x100))
-            return all_used (x, "XFS v4 superblock with the CRC feature");
+            return fs_all_used (x->r, "XFS v4 superblock with the CRC feature");
     }
     return 0;
 }
@@ -285,17 +257,17 @@ check_log (struct xfs *x, const unsigned char *sb)
     unsigned char h[512], op[512];
 
     if (logstart == 0)
-        return all_used (x, "XFS external log: cannot check that it is "
+        return fs_all_used (x->r, "XFS external log: cannot check that it is "
                          "clean");
     agno = logstart >> x->agblklog;
     agbno = logstart & ((1ull << x->agblklog) - 1);
     if (agno >= x->agcount || agbno >= x->agblocks)
-        return all_used (x, "XFS log start %llu invalid",
+        return fs_all_used (x->r, "XFS log start %llu invalid",
                          (unsigned long long) logstart);
     lin = agno * x->agblocks + agbno;
     if (logblocks < 64 || lin + logblocks > x->dblocks ||
         agbno + logblocks > x->agblocks)
-        return all_used (x, "XFS log (%u blocks at %llu) invalid", logblocks,
+        return fs_all_used (x->r, "XFS log (%u blocks at %llu) invalid", logblocks,
                          (unsigned long long) logstart);
     off = lin * x->blocksize;
     nbb = (uint64_t) logblocks * (x->blocksize / 512);
@@ -327,7 +299,7 @@ check_log (struct xfs *x, const unsigned char *sb)
                 c1 = c;                 /* the end of blank blocks */
             } else if (seen_change && c != c1) {
                 free (buf);
-                return all_used (x, "XFS log is dirty (cycle numbers out "
+                return fs_all_used (x->r, "XFS log is dirty (cycle numbers out "
                                  "of order at log block %llu)",
                                  (unsigned long long) (b + i));
             }
@@ -340,14 +312,14 @@ check_log (struct xfs *x, const unsigned char *sb)
     }
     free (buf);
     if (seen_change && c1 != 0 && c1 + 1 != c0)
-        return all_used (x, "XFS log is dirty (cycles %u then %u)", c0, c1);
+        return fs_all_used (x->r, "XFS log is dirty (cycles %u then %u)", c0, c1);
     if (c0 == 0)
-        return all_used (x, "XFS log has never been written");
+        return fs_all_used (x->r, "XFS log has never been written");
     /* The last record header before the head: in [0, head), else (a
      * record that wrapped, or a log full to its end) the last one. */
     int64_t hb = last_hdr_c >= 0 ? last_hdr_c : last_hdr_all;
     if (hb < 0)
-        return all_used (x, "XFS log is dirty (no record header)");
+        return fs_all_used (x->r, "XFS log is dirty (no record header)");
     if (v->pread (v, h, sizeof h, off + (uint64_t) hb * 512) < 0)
         return -1;
     uint32_t hcycle = get_be32 (h + 4), hver = get_be32 (h + 8);
@@ -357,28 +329,28 @@ check_log (struct xfs *x, const unsigned char *sb)
     uint64_t hblks = 1, end;
 
     if (hver != 1 && hver != 2)
-        return all_used (x, "XFS log record version %u unknown", hver);
+        return fs_all_used (x->r, "XFS log record version %u unknown", hver);
     if ((hlsn >> 32) != hcycle || (hlsn & 0xffffffffu) != (uint64_t) hb)
-        return all_used (x, "XFS log record header LSN inconsistent");
+        return fs_all_used (x->r, "XFS log record header LSN inconsistent");
     if (memcmp (h + 304, x->fs_uuid, 16) != 0)
-        return all_used (x, "XFS log record of another filesystem");
+        return fs_all_used (x->r, "XFS log record of another filesystem");
     if (hver == 2 && hsize > 32768) {
         if (hsize > (1u << 20))
-            return all_used (x, "XFS log record size %u invalid", hsize);
+            return fs_all_used (x->r, "XFS log record size %u invalid", hsize);
         hblks = (hsize + 32767) / 32768;
     }
     if (hlen > (1u << 20))
-        return all_used (x, "XFS log record length %u invalid", hlen);
+        return fs_all_used (x->r, "XFS log record length %u invalid", hlen);
     end = ((uint64_t) hb + hblks + (hlen + 511) / 512) % nbb;
     if (end != head || hnops != 1 || hlen < 12)
-        return all_used (x, "XFS log is dirty (last record is not an "
+        return fs_all_used (x->r, "XFS log is dirty (last record is not an "
                          "unmount record at the head)");
     if (v->pread (v, op, sizeof op,
                   off + (((uint64_t) hb + hblks) % nbb) * 512) < 0)
         return -1;
     /* xlog_op_header: tid, len, clientid, flags. */
     if (!(op[9] & XLOG_UNMOUNT_TRANS))
-        return all_used (x, "XFS log is dirty (last record is not an "
+        return fs_all_used (x->r, "XFS log is dirty (last record is not an "
                          "unmount record)");
     return 0;
 }
@@ -419,17 +391,17 @@ check_bt_block (struct xfs *x, struct walk *w, uint32_t agbno,
     const char *t = w->bno ? "bnobt" : "cntbt";
 
     if (get_be32 (b) != w->magic || get_be16 (b + 4) != level) {
-        all_used (x, "XFS AG %u %s block %u: bad magic or level", w->agno,
+        fs_all_used (x->r, "XFS AG %u %s block %u: bad magic or level", w->agno,
                   t, agbno);
         return 1;
     }
     *numrecs = get_be16 (b + 6);
     if (*numrecs == 0 && level > 0) {
-        all_used (x, "XFS AG %u %s node %u is empty", w->agno, t, agbno);
+        fs_all_used (x->r, "XFS AG %u %s node %u is empty", w->agno, t, agbno);
         return 1;
     }
     if (*numrecs > max) {
-        all_used (x, "XFS AG %u %s block %u: %u records", w->agno, t, agbno,
+        fs_all_used (x->r, "XFS AG %u %s block %u: %u records", w->agno, t, agbno,
                   *numrecs);
         return 1;
     }
@@ -437,13 +409,13 @@ check_bt_block (struct xfs *x, struct walk *w, uint32_t agbno,
         uint64_t daddr = ag_byte (x, w->agno, agbno) / 512;
 
         if (!crc_ok (b, x->blocksize, BT_CRC_OFF)) {
-            all_used (x, "XFS AG %u %s block %u: CRC mismatch", w->agno, t,
+            fs_all_used (x->r, "XFS AG %u %s block %u: CRC mismatch", w->agno, t,
                       agbno);
             return 1;
         }
         if (get_be64 (b + 16) != daddr || get_be32 (b + 48) != w->agno ||
             memcmp (b + 32, x->uuid, 16) != 0) {
-            all_used (x, "XFS AG %u %s block %u: wrong owner, address or "
+            fs_all_used (x->r, "XFS AG %u %s block %u: wrong owner, address or "
                       "UUID", w->agno, t, agbno);
             return 1;
         }
@@ -451,7 +423,7 @@ check_bt_block (struct xfs *x, struct walk *w, uint32_t agbno,
     /* Sibling links: blocks of one level are visited left to right. */
     if (left != w->last[level] || (w->last[level] != NULLAGBLOCK &&
                                    w->right[level] != agbno)) {
-        all_used (x, "XFS AG %u %s block %u: sibling links inconsistent",
+        fs_all_used (x->r, "XFS AG %u %s block %u: sibling links inconsistent",
                   w->agno, t, agbno);
         return 1;
     }
@@ -470,7 +442,7 @@ walk_leaf (struct xfs *x, struct walk *w, uint32_t agbno, uint16_t n)
         uint32_t s = get_be32 (rec), l = get_be32 (rec + 4);
 
         if (l == 0 || s == 0 || s >= w->aglen || l > w->aglen - s) {
-            all_used (x, "XFS AG %u %s block %u: extent %u+%u outside the "
+            fs_all_used (x->r, "XFS AG %u %s block %u: extent %u+%u outside the "
                       "AG", w->agno, t, agbno, s, l);
             return 1;
         }
@@ -479,7 +451,7 @@ walk_leaf (struct xfs *x, struct walk *w, uint32_t agbno, uint16_t n)
                 w->prev_len : (l > w->prev_len ||
                                (l == w->prev_len && s > w->prev_start));
             if (!ordered) {
-                all_used (x, "XFS AG %u %s block %u: records out of order "
+                fs_all_used (x->r, "XFS AG %u %s block %u: records out of order "
                           "or overlapping", w->agno, t, agbno);
                 return 1;
             }
@@ -512,12 +484,12 @@ walk (struct xfs *x, struct walk *w, uint32_t agbno, unsigned level,
     const char *t = w->bno ? "bnobt" : "cntbt";
 
     if (agbno == 0 || agbno >= w->aglen) {
-        all_used (x, "XFS AG %u %s pointer %u outside the AG", w->agno, t,
+        fs_all_used (x->r, "XFS AG %u %s pointer %u outside the AG", w->agno, t,
                   agbno);
         return 1;
     }
     if (++x->visits > x->max_visits) {
-        all_used (x, "XFS AG %u %s: too many blocks", w->agno, t);
+        fs_all_used (x->r, "XFS AG %u %s: too many blocks", w->agno, t);
         return 1;
     }
     if (x->v->pread (x->v, x->blk, x->blocksize,
@@ -528,7 +500,7 @@ walk (struct xfs *x, struct walk *w, uint32_t agbno, unsigned level,
     /* The parent's key for this block is its first key. */
     if (key != NULL && n > 0 &&
         memcmp (key, x->blk + w->hdr, 8) != 0) {
-        all_used (x, "XFS AG %u %s block %u: parent key differs", w->agno,
+        fs_all_used (x->r, "XFS AG %u %s block %u: parent key differs", w->agno,
                   t, agbno);
         return 1;
     }
@@ -583,7 +555,7 @@ walk_tree (struct xfs *x, struct walk *w, uint32_t root, uint32_t levels,
         return rc;
     for (unsigned i = 0; i < levels; i++)
         if (w->right[i] != NULLAGBLOCK) {
-            all_used (x, "XFS AG %u %s: level %u does not end", w->agno,
+            fs_all_used (x->r, "XFS AG %u %s: level %u does not end", w->agno,
                       w->bno ? "bnobt" : "cntbt", i);
             return 1;
         }
@@ -604,16 +576,16 @@ check_ag (struct xfs *x, uint32_t agno)
         return -1;
     if (get_be32 (agf) != XFS_AGF_MAGIC || get_be32 (agf + 4) != 1 ||
         get_be32 (agf + 8) != agno)
-        return all_used (x, "XFS AGF %u: bad magic, version or number",
+        return fs_all_used (x->r, "XFS AGF %u: bad magic, version or number",
                          agno);
     if (x->crc && (!crc_ok (agf, x->sectsize, AGF_CRC_OFF) ||
                    memcmp (agf + 64, x->uuid, 16) != 0))
-        return all_used (x, "XFS AGF %u: CRC or UUID mismatch", agno);
+        return fs_all_used (x->r, "XFS AGF %u: CRC or UUID mismatch", agno);
     aglen = get_be32 (agf + 12);
     expect = agno + 1 < x->agcount ? x->agblocks :
         x->dblocks - (uint64_t) agno * x->agblocks;
     if (aglen != expect)
-        return all_used (x, "XFS AGF %u: length %u, expected %llu", agno,
+        return fs_all_used (x->r, "XFS AGF %u: length %u, expected %llu", agno,
                          aglen, (unsigned long long) expect);
     bnoroot = get_be32 (agf + 16);
     cntroot = get_be32 (agf + 20);
@@ -627,11 +599,11 @@ check_ag (struct xfs *x, uint32_t agno)
     aglfl = (x->sectsize - (x->crc ? 36 : 0)) / 4;
     if (bnolvl == 0 || bnolvl > MAX_LEVELS || cntlvl == 0 ||
         cntlvl > MAX_LEVELS)
-        return all_used (x, "XFS AGF %u: tree levels %u/%u invalid", agno,
+        return fs_all_used (x->r, "XFS AGF %u: tree levels %u/%u invalid", agno,
                          bnolvl, cntlvl);
     if (flcount > aglfl || flfirst >= aglfl || fllast >= aglfl ||
         freeblks > aglen || longest > freeblks)
-        return all_used (x, "XFS AGF %u: counters invalid", agno);
+        return fs_all_used (x->r, "XFS AGF %u: counters invalid", agno);
 
     struct walk wb = { .agno = agno, .aglen = aglen, .bno = true,
                        .magic = x->crc ? XFS_AB3B_MAGIC : XFS_ABTB_MAGIC };
@@ -648,15 +620,15 @@ check_ag (struct xfs *x, uint32_t agno)
     if (rc != 0)
         return rc < 0 ? -1 : 0;
     if (wb.blocks != freeblks)
-        return all_used (x, "XFS AG %u: free extents total %llu blocks, "
+        return fs_all_used (x->r, "XFS AG %u: free extents total %llu blocks, "
                          "AGF says %u", agno,
                          (unsigned long long) wb.blocks, freeblks);
     if (wc.nrecs != wb.nrecs || wc.blocks != wb.blocks ||
         wc.hash != wb.hash)
-        return all_used (x, "XFS AG %u: by-size and by-block free-space "
+        return fs_all_used (x->r, "XFS AG %u: by-size and by-block free-space "
                          "trees disagree", agno);
     if (wc.longest != longest)
-        return all_used (x, "XFS AG %u: longest free extent %llu, AGF "
+        return fs_all_used (x->r, "XFS AG %u: longest free extent %llu, AGF "
                          "says %u", agno, (unsigned long long) wc.longest,
                          longest);
     /* The rest of the AG after the last free extent. */
@@ -681,7 +653,7 @@ xfs_used (const struct volume *v, struct fs_result *r)
         free (sb);
         return -1;
     }
-    printable (r->label, sizeof r->label, sb + 108, 12);
+    fs_printable (r->label, sizeof r->label, sb + 108, 12);
     snprintf (r->uuid, sizeof r->uuid,
               "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
               "%02x%02x%02x%02x%02x%02x",

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,4 +79,30 @@ void
 fs_result_free (struct fs_result *r)
 {
     rangeset_free (&r->used);
+}
+
+int
+fs_all_used (struct fs_result *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (r->all_used) {
+        return 0;
+    }
+    r->all_used = true;
+    va_start (ap, fmt);
+    vsnprintf (r->why, sizeof r->why, fmt, ap);
+    va_end (ap);
+    return 0;
+}
+
+void
+fs_printable (char *dst, size_t dstlen, const unsigned char *src, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n && src[i] != 0 && k + 1 < dstlen; i++) {
+        dst[k++] = src[i] >= 0x20 && src[i] < 0x7f ? (char) src[i] : '?';
+    }
+    dst[k] = 0;
 }

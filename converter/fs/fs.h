@@ -73,4 +73,15 @@ int fs_identify (const struct volume *v, struct fs_result *r);
 
 void fs_result_free (struct fs_result *r);
 
+/* Count the whole volume as used, for the reason FMT says (the first
+ * reason given is kept: it is the one that decided).  Returns 0, so a
+ * used() callback can `return fs_all_used (r, "...")`. */
+int fs_all_used (struct fs_result *r, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+/* A label or name from disk into DST: at most N bytes of SRC, up to a
+ * NUL, '?' for anything that is not printable ASCII. */
+void fs_printable (char *dst, size_t dstlen, const unsigned char *src,
+                   size_t n);
+
 #endif

@@ -10,7 +10,6 @@
  * snapshot, cache, ...) makes the LV count used, and so does being named
  * by such a segment (an origin, a pool's data, a raid image).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,19 +49,6 @@ add_vol (struct disk_map *m)
     return &m->vols[m->nvols++];
 }
 
-static void
-set_all_used (struct fs_result *r, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
-static void
-set_all_used (struct fs_result *r, const char *fmt, ...)
-{
-    va_list ap;
-
-    r->all_used = true;
-    va_start (ap, fmt);
-    vsnprintf (r->why, sizeof r->why, fmt, ap);
-    va_end (ap);
-}
 
 /* A volume's result into the disk's used set, shifted by START. */
 static int
@@ -472,7 +458,7 @@ map_vg (struct disk_map *m, struct found_pv *fps, size_t nfps, size_t best)
         if (fps[i].vg_id != NULL && strcmp (fps[i].vg_id, g->id) == 0 &&
             !fps[i].matched) {
             struct map_vol *mv = &m->vols[fps[i].vol];
-            set_all_used (&mv->fs, "PV not listed in VG %s (or a duplicate)",
+            fs_all_used (&mv->fs, "PV not listed in VG %s (or a duplicate)",
                           g->name);
             whys_add (&m->whys, "%s: LVM PV not listed in VG %s (or a "
                       "duplicate): all of it counts as used", mv->name,
@@ -621,7 +607,7 @@ map_vg (struct disk_map *m, struct found_pv *fps, size_t nfps, size_t best)
         }
         snprintf (mv->fs.type, sizeof mv->fs.type, "unknown");
         if (bad) {
-            set_all_used (&mv->fs, "LV %s: %s", mv->name, why);
+            fs_all_used (&mv->fs, "LV %s: %s", mv->name, why);
             whys_add (&m->whys, "%s: %s: its extents count as used", mv->name,
                       why);
             mv->used_bytes = mv->size;
@@ -676,7 +662,7 @@ all_pvs_used:
     for (size_t i = 0; i < nfps; i++)
         if (fps[i].vg_id != NULL && strcmp (fps[i].vg_id, g->id) == 0) {
             struct map_vol *mv = &m->vols[fps[i].vol];
-            set_all_used (&mv->fs, "VG %s could not be mapped", g->name);
+            fs_all_used (&mv->fs, "VG %s could not be mapped", g->name);
             if (rangeset_add (&m->disks[fps[i].disk].used, fps[i].off,
                               fps[i].size) < 0)
                 goto out;
@@ -722,7 +708,7 @@ map_lvm (struct disk_map *m, struct found_pv *fps, size_t nfps)
             }
         }
         if (fp->vg_id == NULL) {
-            set_all_used (&mv->fs, "LVM PV: %s", fp->pv.why);
+            fs_all_used (&mv->fs, "LVM PV: %s", fp->pv.why);
             whys_add (&m->whys, "%s: LVM PV: %s: all of it counts as used",
                       mv->name, fp->pv.why);
             fp->done = true;
@@ -772,7 +758,7 @@ map_volume (struct disk_map *m, size_t d, struct map_vol *proto,
 
         snprintf (mv->fs.type, sizeof mv->fs.type, "LVM2_member");
         if (*nfps == LVM_MAX_PVS) {
-            set_all_used (&mv->fs, "too many LVM PVs");
+            fs_all_used (&mv->fs, "too many LVM PVs");
             return rangeset_add (&md->used, mv->start, mv->size);
         }
         n = realloc (*fps, (*nfps + 1) * sizeof *n);
@@ -873,7 +859,7 @@ map_disk (struct disk_map *m, size_t d, struct found_pv **fps, size_t *nfps)
             *mv = proto;
             snprintf (mv->fs.type, sizeof mv->fs.type, "%s",
                       e->bios_boot ? "bios_boot" : "extended");
-            set_all_used (&mv->fs, "%s", e->bios_boot
+            fs_all_used (&mv->fs, "%s", e->bios_boot
                           ? "BIOS boot partition (boot loader code)"
                           : "unreadable extended partition");
             mv->used_bytes = mv->size;
