@@ -925,11 +925,55 @@ send_disk (struct sender *s, uint32_t di)
     return S_DONE;
 }
 
+/* Connect, verify the receiver's certificate and present the token and
+ * the job's name: S_DONE once the receiver says WELCOME.  s->t is left
+ * open (or NULL) for the caller to close. */
+static enum outcome
+connect_hello (struct sender *s)
+{
+    struct msg_hello h = { PROTO_VERSION, "", "", 0 };
+    unsigned char buf[1024];
+    struct wbuf w = { buf, 0, sizeof buf, false };
+    uint32_t type;
+    size_t len;
+    int fd;
+
+    fd = net_connect (s->host, s->port, s->c->timeout_ms);
+    if (fd == -1) {
+        return fail_retry (s, "%s", vmc_get_error ());
+    }
+    s->t = tls_connect_fd (s->tls, fd, s->host, s->c->timeout_ms);
+    if (s->t == NULL) {
+        /* A certificate that is not the right one will not become right
+         * by trying again. */
+        if (errno == EPERM) {
+            return fail_fatal (s, "%s: %s", s->c->to, vmc_get_error ());
+        }
+        return fail_retry (s, "%s", vmc_get_error ());
+    }
+    snprintf (h.token, sizeof h.token, "%s", s->c->token != NULL
+              ? s->c->token : "");
+    snprintf (h.job, sizeof h.job, "%s", s->job);
+    enc_hello (&w, &h);
+    if (send_frame (s, MSG_HELLO, &w) == -1 ||
+        proto_recv (s->t, &type, s->frame, PROTO_MAX_FRAME, &len) != 0) {
+        return fail_retry (s, "the receiver closed the connection: %s",
+                           vmc_get_error ());
+    }
+    if (type == MSG_ERROR) {
+        return on_error_frame (s, len);
+    }
+    if (type != MSG_WELCOME) {
+        return fail_fatal (s, "the receiver answered %s to HELLO",
+                           proto_type_name (type));
+    }
+    return S_DONE;
+}
+
 static enum outcome
 handshake (struct sender *s)
 {
     static __thread struct msg_job job;
-    struct msg_hello h = { PROTO_VERSION, "", "", 0 };
     struct msg_state st;
     unsigned char *buf;
     struct wbuf w;
@@ -942,25 +986,6 @@ handshake (struct sender *s)
         return fail_fatal (s, "out of memory");
     }
     w = (struct wbuf) { buf, 0, PROTO_MAX_FACTS + 64 * 1024, false };
-    snprintf (h.token, sizeof h.token, "%s", s->c->token != NULL
-              ? s->c->token : "");
-    snprintf (h.job, sizeof h.job, "%s", s->job);
-    enc_hello (&w, &h);
-    if (send_frame (s, MSG_HELLO, &w) == -1 ||
-        proto_recv (s->t, &type, s->frame, PROTO_MAX_FRAME, &len) != 0) {
-        free (buf);
-        return fail_retry (s, "the receiver closed the connection: %s",
-                           vmc_get_error ());
-    }
-    if (type == MSG_ERROR) {
-        free (buf);
-        return on_error_frame (s, len);
-    }
-    if (type != MSG_WELCOME) {
-        free (buf);
-        return fail_fatal (s, "the receiver answered %s to HELLO",
-                           proto_type_name (type));
-    }
     memset (&job, 0, sizeof job);
     job.ndisks = s->ndisks;
     job.facts = (const unsigned char *) s->facts;
@@ -1027,22 +1052,11 @@ session (struct sender *s)
 {
     enum outcome o;
     unsigned i;
-    int fd;
 
-    fd = net_connect (s->host, s->port, s->c->timeout_ms);
-    if (fd == -1) {
-        return fail_retry (s, "%s", vmc_get_error ());
+    o = connect_hello (s);
+    if (o == S_DONE) {
+        o = handshake (s);
     }
-    s->t = tls_connect_fd (s->tls, fd, s->host, s->c->timeout_ms);
-    if (s->t == NULL) {
-        /* A certificate that is not the right one will not become right
-         * by trying again. */
-        if (errno == EPERM) {
-            return fail_fatal (s, "%s: %s", s->c->to, vmc_get_error ());
-        }
-        return fail_retry (s, "%s", vmc_get_error ());
-    }
-    o = handshake (s);
     if (o == S_DONE && s->c->on_event != NULL) {
         emit (s, &(struct send_event) { .kind = SEND_CONNECTED });
     }
@@ -1051,8 +1065,10 @@ session (struct sender *s)
             o = send_disk (s, i);
         }
     }
-    tls_close (s->t);
-    s->t = NULL;
+    if (s->t != NULL) {
+        tls_close (s->t);
+        s->t = NULL;
+    }
     return o;
 }
 
@@ -1309,55 +1325,26 @@ int
 sender_probe (const struct sender_config *c)
 {
     struct sender s;
-    struct msg_hello h = { PROTO_VERSION, "", "", 0 };
-    unsigned char buf[1024];
-    struct wbuf w = { buf, 0, sizeof buf, false };
-    uint32_t type;
-    size_t len;
-    int fd, r = -1;
+    int r = -1;
 
     memset (&s, 0, sizeof s);
     s.c = c;
     signal (SIGPIPE, SIG_IGN);
+    snprintf (s.job, sizeof s.job, "%s", c->job != NULL ? c->job : "probe");
     if (net_split_hostport (c->to, s.host, sizeof s.host, s.port,
                             sizeof s.port, PROTO_DEFAULT_PORT) == -1) {
         return -1;
     }
     s.tls = tls_conf_client (c->fingerprint, c->ca, c->cert, c->key);
     s.frame = malloc (PROTO_MAX_FRAME);
-    if (s.tls == NULL || s.frame == NULL) {
-        goto out;
+    if (s.tls != NULL && s.frame != NULL) {
+        if (connect_hello (&s) == S_DONE) {
+            r = 0;
+        }
+        else {
+            vmc_error ("%s", s.last_error);
+        }
     }
-    fd = net_connect (s.host, s.port, c->timeout_ms);
-    if (fd == -1) {
-        goto out;
-    }
-    s.t = tls_connect_fd (s.tls, fd, s.host, c->timeout_ms);
-    if (s.t == NULL) {
-        goto out;
-    }
-    snprintf (h.token, sizeof h.token, "%s", c->token != NULL ? c->token
-                                                              : "");
-    snprintf (h.job, sizeof h.job, "%s", c->job != NULL ? c->job : "probe");
-    enc_hello (&w, &h);
-    if (send_frame (&s, MSG_HELLO, &w) == -1 ||
-        proto_recv (s.t, &type, s.frame, PROTO_MAX_FRAME, &len) != 0) {
-        vmc_error ("the receiver closed the connection: %s",
-                   vmc_get_error ());
-        goto out;
-    }
-    if (type == MSG_ERROR) {
-        on_error_frame (&s, len);
-        vmc_error ("%s", s.last_error);
-        goto out;
-    }
-    if (type != MSG_WELCOME) {
-        vmc_error ("the receiver answered %s to HELLO",
-                   proto_type_name (type));
-        goto out;
-    }
-    r = 0;
-out:
     if (s.t != NULL) {
         tls_close (s.t);
     }

@@ -35,11 +35,22 @@ send_job --token fleet --job j-default "$src" || fail "send failed"
 expect_error 1 "exists as vmdk, not raw" \
     send_job --token fleet --job j-vmdk -O raw "$src"
 [ "$(job_state j-vmdk)" = done ] || fail "j-vmdk: $(job_state j-vmdk)"
-# A format the receiver cannot write: refused at JOB, no job directory.
-# (The CLI refuses it first; the protocol is tested by the unit test.)
+# A format the receiver cannot write: the CLI refuses it before
+# connecting, and a sender that asks anyway (rawclient) gets ERROR
+# bad-job at JOB, and nothing is stored.
 expect_error 1 "not a format vmconvert writes" \
     send_job --token fleet --job j-bad -O qed "$src"
+st=0
+"$TOOLS/rawclient" -p "$RX_FP" -j j-bad -s "$src" -O qed \
+    "127.0.0.1:$RX_PORT" good 2>"$T/raw.err" || st=$?
+[ "$st" -eq 2 ] && grep -q 'cannot be written here' "$T/raw.err" ||
+    { cat "$T/raw.err" >&2; fail "rawclient -O qed: exit $st"; }
 [ ! -e "$RX_DIR/j-bad/job.json" ] || fail "j-bad was stored"
+# The control: the same client asking for vdi gets its disk written.
+"$TOOLS/rawclient" -p "$RX_FP" -j j-raw-vdi -s "$src" -O vdi \
+    "127.0.0.1:$RX_PORT" good 2>"$T/raw.err" ||
+    { cat "$T/raw.err" >&2; fail "rawclient -O vdi failed"; }
+qcompare "$src" "$RX_DIR/j-raw-vdi/disk0.vdi"
 [ "$before" = "$(hash_of "$src")" ] || fail "the source changed"
 stop_receiver
 echo "ok"

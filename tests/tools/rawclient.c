@@ -5,7 +5,7 @@
  * but sends what MODE says, then reports how the receiver answered.
  *
  *   rawclient [-p FINGERPRINT] [-t TOKEN] [-j JOB] [-s SOURCE] [-w SECONDS]
- *             HOST:PORT MODE
+ *             [-O FORMAT] HOST:PORT MODE
  *
  * Modes without TLS:
  *   plain       sends an HTTP request in plaintext
@@ -64,6 +64,7 @@
 enum { R_VERIFIED, R_LOCAL, R_ERROR, R_MISMATCH, R_CLOSED, R_OPEN };
 
 static const char *fingerprint, *token = "fleet", *job = "rawjob", *source;
+static const char *format = "";        /* -O: the format the JOB asks for */
 static int wait_s = 30;
 static double t0;
 static size_t trickled;             /* bytes sent by the trickle modes */
@@ -270,6 +271,7 @@ start_job (struct tls *t, uint64_t size, uint64_t *start, int *r)
     m.ndisks = 1;
     snprintf (m.disks[0].name, sizeof m.disks[0].name, "rawclient");
     m.disks[0].size = size;
+    snprintf (m.format, sizeof m.format, "%s", format);
     enc_job (&w, &m);
     if (proto_send (t, MSG_JOB, &w) == -1) {
         *r = await_verdict (t);
@@ -490,12 +492,13 @@ main (int argc, char **argv)
     const char *mode;
     int opt, fd, r;
 
-    while ((opt = getopt (argc, argv, "p:t:j:s:w:")) != -1) {
+    while ((opt = getopt (argc, argv, "p:t:j:s:w:O:")) != -1) {
         switch (opt) {
         case 'p': fingerprint = optarg; break;
         case 't': token = optarg; break;
         case 'j': job = optarg; break;
         case 's': source = optarg; break;
+        case 'O': format = optarg; break;
         case 'w': {
             char *end;
             long v = strtol (optarg, &end, 10);
