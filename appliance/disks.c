@@ -36,66 +36,39 @@
 
 #include "../converter/lib/error.h"
 #include "disks.h"
+#include "util.h"
 
-/* Read a small sysfs file into OUT (CAP), printable characters only,
- * leading and trailing blanks trimmed.  Returns the length, -1 when the
- * file is not there. */
+/* The serial number in a SCSI Unit Serial Number VPD page (0x80) as
+ * sysfs gives it: a 4-byte header (page code at 1, length at 2-3), then
+ * the serial, blank padded.  Its length, or -1. */
 static int
-read_attr (const char *dir, const char *name, char *out, size_t cap,
-           bool binary_vpd)
+read_vpd80 (const char *dir, char *out, size_t cap)
 {
     char path[PATH_MAX], buf[512];
-    ssize_t n;
-    size_t o = 0, start = 0;
-    int fd;
+    long n;
+    size_t len, o = 0;
 
     out[0] = '\0';
-    if ((size_t) snprintf (path, sizeof path, "%s/%s", dir, name) >=
-        sizeof path) {
+    if ((size_t) snprintf (path, sizeof path, "%s/vpd_pg80", dir) >=
+        sizeof path || (n = read_small_file (path, buf, sizeof buf)) < 4 ||
+        (unsigned char) buf[1] != 0x80) {
         return -1;
     }
-    fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-        return -1;
+    len = ((size_t) (unsigned char) buf[2] << 8) | (unsigned char) buf[3];
+    if (len > (size_t) n - 4) {
+        len = (size_t) n - 4;
     }
-    n = read (fd, buf, sizeof buf);
-    close (fd);
-    if (n < 0) {
-        return -1;
-    }
-    if (binary_vpd) {
-        /* Page 0x80: byte 1 the page code, bytes 2-3 the length. */
-        size_t len;
-
-        if (n < 4 || (unsigned char) buf[1] != 0x80) {
-            return -1;
-        }
-        len = ((size_t) (unsigned char) buf[2] << 8) | (unsigned char) buf[3];
-        start = 4;
-        if (len < (size_t) n - 4) {
-            n = (ssize_t) (4 + len);
-        }
-    }
-    for (size_t i = start; i < (size_t) n && o + 1 < cap; i++) {
-        unsigned char ch = (unsigned char) buf[i];
-
-        if (ch >= 0x20 && ch < 0x7f) {
-            out[o++] = (char) ch;
-        }
-        else if (ch == '\n' || ch == '\0') {
-            if (!binary_vpd) {
-                break;
-            }
+    for (size_t i = 4; i < 4 + len && o + 1 < cap; i++) {
+        if ((unsigned char) buf[i] >= 0x20 && (unsigned char) buf[i] < 0x7f &&
+            (o > 0 || buf[i] != ' ')) {
+            out[o++] = buf[i];
         }
     }
     while (o > 0 && out[o - 1] == ' ') {
         o--;
     }
     out[o] = '\0';
-    while (out[0] == ' ') {
-        memmove (out, out + 1, strlen (out));
-    }
-    return (int) strlen (out);
+    return (int) o;
 }
 
 static uint64_t
@@ -103,7 +76,7 @@ read_u64 (const char *dir, const char *name)
 {
     char buf[32];
 
-    if (read_attr (dir, name, buf, sizeof buf, false) <= 0) {
+    if (sysfs_attr (dir, name, buf, sizeof buf) <= 0) {
         return 0;
     }
     return strtoull (buf, NULL, 10);
@@ -331,16 +304,15 @@ disks_scan (const char *sysroot, const char *devroot, struct disk_list *l)
             sizeof devdir) {
             continue;
         }
-        if (read_attr (bdir, "serial", d->serial, sizeof d->serial, false) <= 0
-            && read_attr (devdir, "serial", d->serial, sizeof d->serial,
-                          false) <= 0) {
-            read_attr (devdir, "vpd_pg80", d->serial, sizeof d->serial, true);
+        if (sysfs_attr (bdir, "serial", d->serial, sizeof d->serial) <= 0 &&
+            sysfs_attr (devdir, "serial", d->serial, sizeof d->serial) <= 0) {
+            read_vpd80 (devdir, d->serial, sizeof d->serial);
         }
-        if (read_attr (bdir, "wwid", d->wwn, sizeof d->wwn, false) <= 0) {
-            read_attr (devdir, "wwid", d->wwn, sizeof d->wwn, false);
+        if (sysfs_attr (bdir, "wwid", d->wwn, sizeof d->wwn) <= 0) {
+            sysfs_attr (devdir, "wwid", d->wwn, sizeof d->wwn);
         }
-        read_attr (devdir, "vendor", d->vendor, sizeof d->vendor, false);
-        read_attr (devdir, "model", d->model, sizeof d->model, false);
+        sysfs_attr (devdir, "vendor", d->vendor, sizeof d->vendor);
+        sysfs_attr (devdir, "model", d->model, sizeof d->model);
         if (realpath (bdir, real) != NULL) {
             make_path (real, d->kname, d);
         }

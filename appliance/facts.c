@@ -26,45 +26,7 @@
 
 #include "../converter/lib/json.h"
 #include "facts.h"
-
-static int
-read_line (const char *path, char *out, size_t cap)
-{
-    FILE *fp = fopen (path, "re");
-    size_t n;
-
-    out[0] = '\0';
-    if (fp == NULL) {
-        return -1;
-    }
-    if (fgets (out, (int) cap, fp) == NULL) {
-        out[0] = '\0';
-    }
-    fclose (fp);
-    n = strlen (out);
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ')) {
-        out[--n] = '\0';
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char) out[i] < 0x20 || out[i] == 0x7f) {
-            out[i] = '?';
-        }
-    }
-    return 0;
-}
-
-static int
-read_attr (const char *dir, const char *name, char *out, size_t cap)
-{
-    char path[PATH_MAX];
-
-    if ((size_t) snprintf (path, sizeof path, "%s/%s", dir, name) >=
-        sizeof path) {
-        out[0] = '\0';
-        return -1;
-    }
-    return read_line (path, out, cap);
-}
+#include "util.h"
 
 static void
 link_base (const char *path, char *out, size_t cap)
@@ -140,20 +102,20 @@ nics_scan (const char *sysroot, struct nic_list *l, int addrs)
             continue;
         }
         /* ARPHRD_ETHER only. */
-        if (read_attr (ndir, "type", buf, sizeof buf) == -1 ||
+        if (sysfs_attr (ndir, "type", buf, sizeof buf) == -1 ||
             strcmp (buf, "1") != 0) {
             continue;
         }
         memset (n, 0, sizeof *n);
         memcpy (n->name, e->d_name, strlen (e->d_name) + 1);
-        read_attr (ndir, "address", buf, sizeof buf);
+        sysfs_attr (ndir, "address", buf, sizeof buf);
         snprintf (n->mac, sizeof n->mac, "%.17s", buf);
-        read_attr (ndir, "mtu", buf, sizeof buf);
+        sysfs_attr (ndir, "mtu", buf, sizeof buf);
         n->mtu = (unsigned) strtoul (buf, NULL, 10);
-        n->carrier = read_attr (ndir, "carrier", buf, sizeof buf) == 0 &&
-                     buf[0] != '\0' ? atoi (buf) : -1;
-        n->speed_mbps = read_attr (ndir, "speed", buf, sizeof buf) == 0 &&
-                        buf[0] != '\0' ? atoi (buf) : -1;
+        n->carrier = sysfs_attr (ndir, "carrier", buf, sizeof buf) > 0
+                     ? atoi (buf) : -1;
+        n->speed_mbps = sysfs_attr (ndir, "speed", buf, sizeof buf) > 0
+                        ? atoi (buf) : -1;
         /* Interfaces without a device (bridges, bonds, VLANs, ifb) are
          * not the machine's NICs. */
         snprintf (path, sizeof path, "%s/device", ndir);
@@ -224,8 +186,8 @@ facts_hypervisor (const char *sysroot, const char *procroot)
     bool flag = false;
 
     snprintf (dmi, sizeof dmi, "%s/class/dmi/id", sysroot);
-    read_attr (dmi, "sys_vendor", vendor, sizeof vendor);
-    read_attr (dmi, "product_name", product, sizeof product);
+    sysfs_attr (dmi, "sys_vendor", vendor, sizeof vendor);
+    sysfs_attr (dmi, "product_name", product, sizeof product);
     if (strstr (vendor, "VMware") != NULL || strstr (product, "VMware") != NULL) {
         return "vmware";
     }
@@ -241,7 +203,8 @@ facts_hypervisor (const char *sysroot, const char *procroot)
         return "xen";
     }
     snprintf (path, sizeof path, "%s/hypervisor/type", sysroot);
-    if (read_line (path, line, sizeof line) == 0 && strcmp (line, "xen") == 0) {
+    if (sysfs_attr (path, NULL, line, sizeof line) >= 0 &&
+        strcmp (line, "xen") == 0) {
         return "xen";
     }
     if (strstr (vendor, "QEMU") != NULL || strstr (product, "KVM") != NULL ||
@@ -337,7 +300,7 @@ facts_write (FILE *fp, const char *sysroot, const char *procroot,
     for (size_t i = 0; i < sizeof dmi_keys / sizeof dmi_keys[0]; i++) {
         snprintf (path, sizeof path, "%s/class/dmi/id/%s", sysroot,
                   dmi_keys[i]);
-        if (read_line (path, line, sizeof line) == 0 && line[0] != '\0') {
+        if (sysfs_attr (path, NULL, line, sizeof line) > 0) {
             field (fp, dmi_keys[i], line, &first);
         }
     }

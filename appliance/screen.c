@@ -156,7 +156,7 @@ screen_say (const char *fmt, ...)
     va_end (ap);
     applog ("%s", buf);
     for (unsigned i = 0; i < ncons; i++) {
-        putf (&cons[i], "%svmconvert: %s\r\n", cons[i].vt ? "" : "", buf);
+        putf (&cons[i], "vmconvert: %s\r\n", buf);
     }
 }
 

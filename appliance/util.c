@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The appliance's log and command runner (util.h). */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -155,4 +156,33 @@ read_small_file (const char *path, char *buf, size_t cap)
     close (fd);
     buf[got] = '\0';
     return (long) got;
+}
+
+int
+sysfs_attr (const char *dir, const char *name, char *out, size_t cap)
+{
+    char path[PATH_MAX], buf[512];
+    size_t o = 0, start = 0;
+    long n;
+
+    out[0] = '\0';
+    if ((size_t) snprintf (path, sizeof path, "%s%s%s", dir,
+                           name != NULL ? "/" : "", name != NULL ? name : "")
+        >= sizeof path || (n = read_small_file (path, buf, sizeof buf)) < 0) {
+        return -1;
+    }
+    while (start < (size_t) n && buf[start] == ' ') {
+        start++;
+    }
+    for (size_t i = start; i < (size_t) n && buf[i] != '\n' && o + 1 < cap;
+         i++) {
+        if ((unsigned char) buf[i] >= 0x20 && (unsigned char) buf[i] < 0x7f) {
+            out[o++] = buf[i];
+        }
+    }
+    while (o > 0 && out[o - 1] == ' ') {
+        o--;
+    }
+    out[o] = '\0';
+    return (int) o;
 }

@@ -32,6 +32,11 @@ int wait_cmd (int pid, int timeout);
  * terminated: its length, or -1. */
 long read_small_file (const char *path, char *buf, size_t cap);
 
+/* The first line of the sysfs (or procfs) file DIR/NAME (DIR alone when
+ * NAME is NULL) into OUT: printable ASCII only, blanks trimmed at both
+ * ends.  Its length, or -1 when the file cannot be read. */
+int sysfs_attr (const char *dir, const char *name, char *out, size_t cap);
+
 /* Seconds since boot (CLOCK_BOOTTIME). */
 double uptime_seconds (void);
 

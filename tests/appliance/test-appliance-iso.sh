@@ -65,7 +65,6 @@ jq -e '.source.machine.firmware == "uefi"' "$RX_DIR/iso-uefi/job.json" \
 # partition, and the stick itself is not a source.
 sed 's/iso-uefi/iso-usb/' "$T/vmconvert.cfg" >"$T/usb.cfg"
 test_iso "$T/usb.iso" --config "$T/usb.cfg"
-sha256sum "$T/usb.iso" >>"$T/sources.sha256"
 appliance_boot iso-usb --usb "$T/usb.iso" --disk "$a,if=virtio,serial=src1" \
     --nic virtio --expect '=+ SUCCESS =+' --expect 'reboot: Power down' \
     --linger 20
