@@ -166,7 +166,7 @@ check_entry (struct log_scan *ls, uint64_t pos)
         crc = crc32c (crc, sector_at (ls, pos + k * VHDX_LOG_SECTOR),
                       VHDX_LOG_SECTOR);
     }
-    if (!vhdx_checksum_ok (stored, crc)) {
+    if (!checksum_ok (stored, crc)) {
         return 0;
     }
 

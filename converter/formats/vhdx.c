@@ -190,7 +190,7 @@ header_valid (const unsigned char *buf, struct header *h, char *why,
     }
     stored = get_le32 (buf + 4);
     computed = vhdx_checksum (buf, VHDX_HEADER_SIZE, 4);
-    if (!vhdx_checksum_ok (stored, computed)) {
+    if (!checksum_ok (stored, computed)) {
         snprintf (why, whylen, "checksum 0x%08" PRIx32 " does not match "
                   "the content (0x%08" PRIx32 ")", stored, computed);
         return false;
@@ -324,7 +324,7 @@ parse_region_table (struct vhdx *s, const unsigned char *buf,
     }
     stored = get_le32 (buf + 4);
     computed = vhdx_checksum (buf, VHDX_RT_SIZE, 4);
-    if (!vhdx_checksum_ok (stored, computed)) {
+    if (!checksum_ok (stored, computed)) {
         snprintf (why, whylen, "checksum 0x%08" PRIx32 " does not match "
                   "the content (0x%08" PRIx32 ")", stored, computed);
         return false;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../lib/checksum.h"
 #include "../lib/image.h"
 
 #define VHDX_KIB 1024u
@@ -104,22 +105,6 @@ bool vhdx_guid_is_zero (const unsigned char *g);
 /* CRC-32C of BUF[0..len) with the 4-byte field at CSUM_OFF taken as zero,
  * as every VHDX checksum is defined. */
 uint32_t vhdx_checksum (const unsigned char *buf, size_t len, size_t csum_off);
-
-/* Does a stored checksum match?  Fuzzing builds (OSS-Fuzz's convention:
- * -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION) accept any, so that the
- * fuzzer reaches the fields the checksums protect instead of stopping at
- * them. */
-static inline bool
-vhdx_checksum_ok (uint32_t stored, uint32_t computed)
-{
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    (void) stored;
-    (void) computed;
-    return true;
-#else
-    return stored == computed;
-#endif
-}
 
 /* One piece of the replayed log: file bytes [start, start+len) read as
  * DATA (or zeros when DATA is NULL) instead of what the file holds. */

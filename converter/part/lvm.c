@@ -25,6 +25,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "../lib/checksum.h"
 #include "../lib/byteorder.h"
 #include "../lib/checked-overflow.h"
 #include "../lib/error.h"
@@ -49,17 +50,6 @@ lvm_crc (uint32_t seed, const void *buf, size_t len)
     return ~(uint32_t) c;
 }
 
-static bool
-lvm_crc_ok (uint32_t want, uint32_t got)
-{
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    (void) want;
-    (void) got;
-    return true;
-#else
-    return want == got;
-#endif
-}
 
 /* ---- the config text parser ---------------------------------------- */
 
@@ -453,7 +443,7 @@ read_mda (const struct volume *v, struct lvm_pv *pv, uint64_t start,
         snprintf (why, whylen, "metadata area header has no LVM2 magic");
         return 0;
     }
-    if (!lvm_crc_ok (get_le32 (h), lvm_crc (LVM_CRC_SEED, h + 4, 508))) {
+    if (!checksum_ok (get_le32 (h), lvm_crc (LVM_CRC_SEED, h + 4, 508))) {
         snprintf (why, whylen, "metadata area header: bad checksum");
         return 0;
     }
@@ -491,7 +481,7 @@ read_mda (const struct volume *v, struct lvm_pv *pv, uint64_t start,
         return -1;
     }
     text[len] = 0;
-    if (!lvm_crc_ok (crc, lvm_crc (LVM_CRC_SEED, text, len))) {
+    if (!checksum_ok (crc, lvm_crc (LVM_CRC_SEED, text, len))) {
         free (text);
         snprintf (why, whylen, "metadata text: bad checksum");
         return 0;
@@ -521,7 +511,7 @@ lvm_pv_read (const struct volume *v, struct lvm_pv *pv)
     }
     if (rangeset_add (&pv->meta, 0, 4 * 512) < 0)
         return -1;
-    if (!lvm_crc_ok (get_le32 (sec + 16), lvm_crc (LVM_CRC_SEED, sec + 20,
+    if (!checksum_ok (get_le32 (sec + 16), lvm_crc (LVM_CRC_SEED, sec + 20,
                                                    512 - 20))) {
         snprintf (pv->why, sizeof pv->why, "LVM label: bad checksum");
         return 0;

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "../lib/checksum.h"
 #include "../lib/byteorder.h"
 #include "../lib/checked-overflow.h"
 #include "../lib/error.h"
@@ -153,17 +154,6 @@ utf16_name (char *out, size_t len, const unsigned char *p, size_t n)
     out[k] = 0;
 }
 
-static bool
-crc_ok (uint32_t want, uint32_t got)
-{
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    (void) want;
-    (void) got;
-    return true;
-#else
-    return want == got;
-#endif
-}
 
 struct gpt {
     uint64_t my_lba, alt_lba, first_usable, last_usable, entries_lba;
@@ -203,7 +193,7 @@ gpt_read_header (const struct volume *v, uint32_t ss, uint64_t lba,
     }
     crc = get_le32 (h + 16);
     memset (h + 16, 0, 4);
-    if (!crc_ok (crc, (uint32_t) crc32 (0, h, hsize))) {
+    if (!checksum_ok (crc, (uint32_t) crc32 (0, h, hsize))) {
         snprintf (why, whylen, "GPT header at LBA %llu: bad CRC",
                   (unsigned long long) lba);
         goto out;
@@ -252,7 +242,7 @@ gpt_read_header (const struct volume *v, uint32_t ss, uint64_t lba,
         r = -1;
         goto out;
     }
-    if (!crc_ok (get_le32 (h + 88), (uint32_t) crc32 (0, g->entries,
+    if (!checksum_ok (get_le32 (h + 88), (uint32_t) crc32 (0, g->entries,
                                                       (uInt) bytes))) {
         snprintf (why, whylen, "GPT entry array at LBA %llu: bad CRC",
                   (unsigned long long) g->entries_lba);
