@@ -761,7 +761,7 @@ main (int argc, char **argv)
         lines[5] = NULL;
         screen_final (false, "the disks were not all sent", lines);
         for (;;) {
-            if (screen_ask ("> ", ans, sizeof ans, -1) < 0) {
+            if (screen_ask ("your choice: ", ans, sizeof ans, -1) < 0) {
                 continue;
             }
             if (ans[0] == 's') {

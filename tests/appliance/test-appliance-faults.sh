@@ -31,7 +31,7 @@ test_iso "$T/badfp.iso" --append "$(settings badfp | sed "s/$RX_FP/$bad_fp/")"
 boot badfp --iso "$T/badfp.iso" $disks --nic vmxnet3 \
     --user-net "restrict=on,guestfwd=10.0.2.100:7010=$RX_PORT" \
     --expect '=+ FAILED =+' --expect 'wrong server certificate fingerprint' \
-    --expect 'Nothing was sent' --send-after 'p: power off' 'p\r' \
+    --expect 'Nothing was sent' --send-after 'your choice: ' 'p\r' \
     --expect 'reboot: Power down' --linger 20
 [ ! -e "$RX_DIR/badfp" ] || fail "badfp: the receiver has a job directory"
 sources_unchanged
