@@ -34,7 +34,7 @@ LDLIBS     = $(PKG_LIBS) -lpthread
 
 LIB_SRCS   := $(sort $(wildcard converter/lib/*.c converter/formats/*.c \
                                  converter/fs/*.c converter/part/*.c \
-                                 network/*.c) \
+                                 converter/fixup/*.c network/*.c) \
                 $(filter-out appliance/main.c,$(wildcard appliance/*.c)))
 CLI_SRCS   := $(sort $(wildcard converter/cli/*.c))
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
