@@ -103,47 +103,38 @@ struct seg {
     struct stripe st[LVM_MAX_STRIPES];
 };
 
-struct lv_ctx {
-    struct disk_map *m;
-    struct found_pv *fps;
-    struct seg *segs;
-    size_t nsegs;
-    uint64_t eb;                    /* extent bytes */
-};
-
-/* Walk LV bytes [OFF, OFF + LEN) as pieces on the disks. */
+/* Walk LV bytes [OFF, OFF + LEN) of MV as pieces on the disks. */
 static int
-lv_walk (const struct lv_ctx *c, uint64_t off, uint64_t len,
+lv_walk (const struct map_vol *mv, uint64_t off, uint64_t len,
          int (*fn) (void *opaque, int disk, uint64_t doff, uint64_t n,
                     uint64_t lvoff),
          void *opaque, uint64_t *pieces)
 {
     while (len > 0) {
-        const struct seg *s = NULL;
-        uint64_t so, n, area, doff;
-        const struct found_pv *fp;
+        const struct map_lvseg *s = NULL;
+        uint64_t so, n, area;
         unsigned k = 0;
 
-        /* Segments are contiguous from extent 0 (checked): search. */
+        /* Segments are contiguous from byte 0 (checked): search. */
         {
-            size_t lo = 0, hi = c->nsegs;
+            size_t lo = 0, hi = mv->nsegs;
             while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
-                if ((c->segs[mid].le + c->segs[mid].count) * c->eb <= off)
+                if (mv->segs[mid].start + mv->segs[mid].len <= off)
                     lo = mid + 1;
                 else
                     hi = mid;
             }
-            if (lo < c->nsegs && off >= c->segs[lo].le * c->eb)
-                s = &c->segs[lo];
+            if (lo < mv->nsegs && off >= mv->segs[lo].start)
+                s = &mv->segs[lo];
         }
         if (s == NULL) {
             vmc_error ("LV offset %llu not in any segment",
                        (unsigned long long) off);
             return -1;
         }
-        so = off - s->le * c->eb;
-        n = (s->le + s->count) * c->eb - off;
+        so = off - s->start;
+        n = s->start + s->len - off;
         area = 0;
         if (s->nstripes == 1) {
             k = 0;
@@ -160,13 +151,7 @@ lv_walk (const struct lv_ctx *c, uint64_t off, uint64_t len,
             vmc_error ("LV has too many stripe pieces to map");
             return -1;
         }
-        if (s->st[k].fp < 0) {
-            vmc_error ("LV data on a missing PV");
-            return -1;
-        }
-        fp = &c->fps[s->st[k].fp];
-        doff = fp->off + fp->pv.pe_start + s->st[k].pe * c->eb + area;
-        if (fn (opaque, fp->disk, doff, n, off) < 0)
+        if (fn (opaque, s->area[k].disk, s->area[k].off + area, n, off) < 0)
             return -1;
         off += n;
         len -= n;
@@ -175,7 +160,7 @@ lv_walk (const struct lv_ctx *c, uint64_t off, uint64_t len,
 }
 
 struct read_ctx {
-    struct disk_map *m;
+    const struct disk_map *m;
     unsigned char *buf;
     uint64_t base;
 };
@@ -189,18 +174,98 @@ read_piece (void *opaque, int disk, uint64_t doff, uint64_t n, uint64_t lvoff)
                         doff);
 }
 
+/* An LV's volume: PRIV is the map, IMG_OFFSET the index of the LV's
+ * map_vol (map_vol_open). */
 static int
 lv_pread (const struct volume *v, void *buf, size_t count, uint64_t offset)
 {
-    const struct lv_ctx *c = v->priv;
-    struct read_ctx r = { c->m, buf, offset };
+    const struct disk_map *m = v->priv;
+    struct read_ctx r = { m, buf, offset };
 
     if (offset > v->size || count > v->size - offset) {
         vmc_error ("%s: read of %zu bytes at %llu is past its end", v->name,
                    count, (unsigned long long) offset);
         return -1;
     }
-    return lv_walk (c, offset, count, read_piece, &r, NULL);
+    return lv_walk (&m->vols[v->img_offset], offset, count, read_piece, &r,
+                    NULL);
+}
+
+/* The resolved segments of an LV: disk offsets instead of PV extents. */
+static int
+lv_resolve (struct map_vol *mv, const struct found_pv *fps,
+            const struct seg *segs, size_t nsegs, uint64_t eb)
+{
+    mv->segs = calloc (nsegs, sizeof *mv->segs);
+    if (mv->segs == NULL) {
+        vmc_perror ("calloc");
+        return -1;
+    }
+    mv->nsegs = nsegs;
+    for (size_t i = 0; i < nsegs; i++) {
+        struct map_lvseg *o = &mv->segs[i];
+
+        o->start = segs[i].le * eb;
+        o->len = segs[i].count * eb;
+        o->nstripes = segs[i].nstripes;
+        o->stripe_size = segs[i].stripe_size;
+        o->area = calloc (o->nstripes, sizeof *o->area);
+        if (o->area == NULL) {
+            vmc_perror ("calloc");
+            return -1;
+        }
+        for (unsigned k = 0; k < o->nstripes; k++) {
+            const struct found_pv *fp = &fps[segs[i].st[k].fp];
+
+            o->area[k].disk = fp->disk;
+            o->area[k].off = fp->off + fp->pv.pe_start +
+                             segs[i].st[k].pe * eb;
+        }
+    }
+    return 0;
+}
+
+static void
+lv_segs_free (struct map_vol *mv)
+{
+    for (size_t i = 0; i < mv->nsegs; i++)
+        free (mv->segs[i].area);
+    free (mv->segs);
+    mv->segs = NULL;
+    mv->nsegs = 0;
+}
+
+int
+map_vol_open (const struct disk_map *m, size_t vi, struct volume *v)
+{
+    const struct map_vol *mv;
+
+    if (vi >= m->nvols) {
+        vmc_error ("disk map: no volume %zu", vi);
+        return -1;
+    }
+    mv = &m->vols[vi];
+    if (strcmp (mv->kind, "lv") != 0) {
+        if (mv->disk < 0 || (size_t) mv->disk >= m->ndisks) {
+            vmc_error ("%s: not on a disk of the map", mv->name);
+            return -1;
+        }
+        volume_of_image (v, mv->name, m->disks[mv->disk].img, mv->start,
+                         mv->size);
+        return 0;
+    }
+    if (mv->nsegs == 0) {
+        vmc_error ("%s: the LV cannot be read (%s)", mv->name,
+                   mv->fs.why[0] != '\0' ? mv->fs.why : "not mapped");
+        return -1;
+    }
+    memset (v, 0, sizeof *v);
+    snprintf (v->name, sizeof v->name, "%.127s", mv->name);
+    v->size = mv->size;
+    v->pread = lv_pread;
+    v->priv = (void *) m;
+    v->img_offset = vi;
+    return 0;
 }
 
 static int
@@ -522,7 +587,6 @@ map_vg (struct disk_map *m, struct found_pv *fps, size_t nfps, size_t best)
         char why[256] = "";
         bool missing = false, bad = false;
         uint64_t next_le = 0;
-        struct lv_ctx c;
         struct volume vol;
 
         if (lv->type != CFG_SECTION)
@@ -615,17 +679,9 @@ map_vg (struct disk_map *m, struct found_pv *fps, size_t nfps, size_t best)
                 goto out;
             continue;
         }
-        c.m = m;
-        c.fps = fps;
-        c.segs = segs;
-        c.nsegs = nsegs;
-        c.eb = eb;
-        memset (&vol, 0, sizeof vol);
-        snprintf (vol.name, sizeof vol.name, "%.127s", mv->name);
-        vol.size = mv->size;
-        vol.pread = lv_pread;
-        vol.priv = &c;
-        if (fs_identify (&vol, &mv->fs) < 0)
+        if (lv_resolve (mv, fps, segs, nsegs, eb) < 0 ||
+            map_vol_open (m, (size_t) (mv - m->vols), &vol) < 0 ||
+            fs_identify (&vol, &mv->fs) < 0)
             goto out;
         if (mv->fs.all_used) {
             if (strcmp (mv->fs.type, "unknown") != 0)
@@ -645,7 +701,7 @@ map_vg (struct disk_map *m, struct found_pv *fps, size_t nfps, size_t best)
                 if (s >= e)
                     continue;
                 mv->used_bytes += e - s;
-                if (lv_walk (&c, s, e - s, used_piece, m, &pieces) < 0) {
+                if (lv_walk (mv, s, e - s, used_piece, m, &pieces) < 0) {
                     whys_add (&m->whys, "%s: %s: its extents count as used",
                               mv->name, vmc_get_error ());
                     if (lv_all_used (m, fps, segs, nsegs, eb) < 0)
@@ -943,8 +999,10 @@ disk_map_free (struct disk_map *m)
         part_table_free (&m->disks[d].pt);
         rangeset_free (&m->disks[d].used);
     }
-    for (size_t i = 0; i < m->nvols; i++)
+    for (size_t i = 0; i < m->nvols; i++) {
         fs_result_free (&m->vols[i].fs);
+        lv_segs_free (&m->vols[i]);
+    }
     free (m->disks);
     free (m->vols);
     free (m->vgs);

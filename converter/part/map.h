@@ -27,6 +27,19 @@
 
 #define MAP_ALIGN 4096
 
+/* An LV's segment, resolved to the disks: LV bytes [start, start + len)
+ * are NSTRIPES areas (one for linear), each on a disk from byte OFF,
+ * interleaved in chunks of STRIPE_SIZE bytes. */
+struct map_lvseg {
+    uint64_t start, len;
+    unsigned nstripes;
+    uint64_t stripe_size;
+    struct map_lvarea {
+        int disk;
+        uint64_t off;
+    } *area;
+};
+
 /* One volume of the map: a partition, a whole disk, or an LVM LV. */
 struct map_vol {
     char name[160];             /* "disk.img p1", "vg0/root" */
@@ -41,6 +54,9 @@ struct map_vol {
     struct fs_result fs;        /* type "LVM2_member" for a PV, "bios_boot",
                                  * "extended", "unknown", or a filesystem */
     uint64_t used_bytes;        /* after mapping, before rounding */
+    struct map_lvseg *segs;     /* LV: its segments, when it is mapped
+                                 * (linear or striped, every PV present) */
+    size_t nsegs;
 };
 
 struct map_disk {
@@ -73,6 +89,11 @@ struct disk_map {
 int disk_map_build (struct disk_map *m, struct image *const *imgs,
                     const char *const *names, size_t n);
 void disk_map_free (struct disk_map *m);
+
+/* Volume VI of the map (a partition, a whole disk, or an LV that has
+ * segments) as a struct volume to read its content, valid while M is.
+ * 0, or -1 with a message. */
+int map_vol_open (const struct disk_map *m, size_t vi, struct volume *v);
 
 /* image_block_status() filtered by USED (a disk's used ranges; NULL: no
  * filter): a range outside USED reads as EXTENT_ZERO up to the next used
