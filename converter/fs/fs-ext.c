@@ -354,19 +354,19 @@ check_sb (const struct ext_sb *s, const struct volume *v, struct fs_result *r)
     uint64_t fs_bytes;
 
     if (s->incompat & EXT3_FEATURE_INCOMPAT_RECOVER)
-        return fs_all_used (r, "the journal needs recovery (needs_recovery "
+        return fs_unclean (r, "the journal needs recovery (needs_recovery "
                          "set: not cleanly unmounted)");
     if (!(s->state & EXT2_VALID_FS))
-        return fs_all_used (r, "the filesystem state is not clean "
+        return fs_unclean (r, "the filesystem state is not clean "
                          "(not cleanly unmounted or being checked)");
     if (s->state & EXT2_ERROR_FS)
         return fs_all_used (r, "the filesystem state says it has errors");
     if (get_le32 (s->raw + 0xe8) != 0)
-        return fs_all_used (r, "the orphan inode list is not empty "
+        return fs_unclean (r, "the orphan inode list is not empty "
                          "(s_last_orphan %" PRIu32 ")",
                          get_le32 (s->raw + 0xe8));
     if (s->ro_compat & EXT4_FEATURE_RO_COMPAT_ORPHAN_PRESENT)
-        return fs_all_used (r, "the orphan file holds entries "
+        return fs_unclean (r, "the orphan file holds entries "
                          "(orphan_present set)");
     if (s->incompat & ~(uint32_t) KNOWN_INCOMPAT)
         return fs_all_used (r, "unknown incompatible features 0x%" PRIx32,
@@ -423,7 +423,7 @@ check_journal (ext2_filsys fs, struct fs_result *r)
     else if (get_be32 (buf) != JBD2_MAGIC)
         ret = fs_all_used (r, "the journal superblock has a bad magic number");
     else if (get_be32 (buf + 28) != 0)
-        ret = fs_all_used (r, "the journal holds transactions to replay "
+        ret = fs_unclean (r, "the journal holds transactions to replay "
                         "(s_start %" PRIu32 ")", get_be32 (buf + 28));
     free (buf);
     return ret;

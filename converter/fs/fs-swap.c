@@ -80,7 +80,7 @@ swap_used (const struct volume *v, struct fs_result *r)
         return -1;
     r->block_size = page;
     if (kind == 2) {
-        return fs_all_used (r, "swap holds a hibernation image (a resume "
+        return fs_unclean (r, "swap holds a hibernation image (a resume "
                             "would read it)");
     }
     if (v->pread (v, h, sizeof h, 0) < 0)

@@ -295,7 +295,7 @@ check_log (struct xfs *x, const unsigned char *sb)
                 c1 = c;                 /* the end of blank blocks */
             } else if (seen_change && c != c1) {
                 free (buf);
-                return fs_all_used (x->r, "XFS log is dirty (cycle numbers out "
+                return fs_unclean (x->r, "XFS log is dirty (cycle numbers out "
                                  "of order at log block %llu)",
                                  (unsigned long long) (b + i));
             }
@@ -308,14 +308,14 @@ check_log (struct xfs *x, const unsigned char *sb)
     }
     free (buf);
     if (seen_change && c1 != 0 && c1 + 1 != c0)
-        return fs_all_used (x->r, "XFS log is dirty (cycles %u then %u)", c0, c1);
+        return fs_unclean (x->r, "XFS log is dirty (cycles %u then %u)", c0, c1);
     if (c0 == 0)
         return fs_all_used (x->r, "XFS log has never been written");
     /* The last record header before the head: in [0, head), else (a
      * record that wrapped, or a log full to its end) the last one. */
     int64_t hb = last_hdr_c >= 0 ? last_hdr_c : last_hdr_all;
     if (hb < 0)
-        return fs_all_used (x->r, "XFS log is dirty (no record header)");
+        return fs_unclean (x->r, "XFS log is dirty (no record header)");
     if (v->pread (v, h, sizeof h, off + (uint64_t) hb * 512) < 0)
         return -1;
     uint32_t hcycle = get_be32 (h + 4), hver = get_be32 (h + 8);
@@ -339,14 +339,14 @@ check_log (struct xfs *x, const unsigned char *sb)
         return fs_all_used (x->r, "XFS log record length %u invalid", hlen);
     end = ((uint64_t) hb + hblks + (hlen + 511) / 512) % nbb;
     if (end != head || hnops != 1 || hlen < 12)
-        return fs_all_used (x->r, "XFS log is dirty (last record is not an "
+        return fs_unclean (x->r, "XFS log is dirty (last record is not an "
                          "unmount record at the head)");
     if (v->pread (v, op, sizeof op,
                   off + (((uint64_t) hb + hblks) % nbb) * 512) < 0)
         return -1;
     /* xlog_op_header: tid, len, clientid, flags. */
     if (!(op[9] & XLOG_UNMOUNT_TRANS))
-        return fs_all_used (x->r, "XFS log is dirty (last record is not an "
+        return fs_unclean (x->r, "XFS log is dirty (last record is not an "
                          "unmount record)");
     return 0;
 }

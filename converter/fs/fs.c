@@ -96,6 +96,22 @@ fs_all_used (struct fs_result *r, const char *fmt, ...)
     return 0;
 }
 
+int
+fs_unclean (struct fs_result *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    r->unclean = true;
+    if (r->all_used) {
+        return 0;
+    }
+    r->all_used = true;
+    va_start (ap, fmt);
+    vsnprintf (r->why, sizeof r->why, fmt, ap);
+    va_end (ap);
+    return 0;
+}
+
 void
 fs_printable (char *dst, size_t dstlen, const unsigned char *src, size_t n)
 {

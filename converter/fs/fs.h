@@ -48,6 +48,10 @@ struct fs_result {
     char uuid[48];                  /* printable, may be empty */
     uint32_t block_size;            /* allocation unit in bytes, or 0 */
     bool all_used;                  /* the whole volume counts as used */
+    bool unclean;                   /* not cleanly unmounted (a journal or
+                                     * log to replay, orphans), or a swap
+                                     * holding a hibernation image: the
+                                     * guest was not shut down properly */
     char why[256];                  /* when all_used: the reason, one line */
     struct rangeset used;           /* volume-relative byte ranges in use
                                      * (ignored when all_used) */
@@ -77,6 +81,11 @@ void fs_result_free (struct fs_result *r);
  * reason given is kept: it is the one that decided).  Returns 0, so a
  * used() callback can `return fs_all_used (r, "...")`. */
 int fs_all_used (struct fs_result *r, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+/* fs_all_used() for a filesystem that was not cleanly unmounted (sets
+ * r->unclean too). */
+int fs_unclean (struct fs_result *r, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
 
 /* A label or name from disk into DST: at most N bytes of SRC, up to a
