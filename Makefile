@@ -22,9 +22,9 @@ CFLAGS   ?= -O2 -g
 SAN      ?=
 FUZZ_SECONDS ?= 600
 
-PKGS       = zlib libzstd libssl libcrypto libxxhash ext2fs com_err
+PKGS       = zlib libzstd liblzma libssl libcrypto libxxhash ext2fs com_err
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lssl -lcrypto -lxxhash -lext2fs -lcom_err)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -llzma -lssl -lcrypto -lxxhash -lext2fs -lcom_err)
 
 ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wvla \
              -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
