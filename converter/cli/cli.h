@@ -20,6 +20,7 @@ int cmd_digest (int argc, char **argv);
 int cmd_send (int argc, char **argv);
 int cmd_receive (int argc, char **argv);
 int cmd_map (int argc, char **argv);
+int cmd_inspect (int argc, char **argv);
 
 struct disk_map;
 /* Print the map's warnings as "vmconvert: warning: ..." on stderr. */

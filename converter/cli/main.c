@@ -24,6 +24,7 @@ static const struct {
     { "compare", cmd_compare, "compare the guest contents of two images" },
     { "check", cmd_check, "check an image's metadata for consistency" },
     { "map", cmd_map, "show partitions, LVM, filesystems and used space" },
+    { "inspect", cmd_inspect, "find the guest OS and check it can be converted" },
     { "digest", cmd_digest, "print the digest of an image's guest content" },
     { "send", cmd_send, "stream disks to a receiver over TLS" },
     { "receive", cmd_receive, "receive disks from senders over TLS" },
