@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device names that change with the hardware, replaced by the UUIDs of
+ * the filesystems they name: /etc/fstab, /etc/crypttab, the resume
+ * device, and root= / resume= on the kernel command line wherever the
+ * boot loader keeps it (grub.cfg, /etc/default/grub, grubenv's kernelopts,
+ * BLS entries, GRUB legacy's menu.lst, /etc/kernel/cmdline).
+ * GRUB_DISABLE_LINUX_UUID=true is commented out, so that the guest's next
+ * update-grub writes UUIDs too.  GRUB's device.map and the device caches
+ * of blkid and LVM (which name the old disks) are removed.
+ *
+ * A name is replaced only when it resolves, as inspection resolves it, to
+ * a filesystem with a UUID; LVM names (/dev/mapper/vg-lv, /dev/vg/lv) are
+ * stable and stay.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/error.h"
+#include "conftext.h"
+#include "fixup.h"
+
+#define STEP "devices"
+#define EDIT_MAX (8u << 20)
+
+/* The stable name for a device SPEC of length N, into OUT: 1 when SPEC is
+ * a hardware name of a filesystem with a UUID, 0 to leave it. */
+static int
+stable_name (const struct inspection *in, const char *spec, size_t n,
+             char *out, size_t cap)
+{
+    char s[256];
+    bool bydev = false;
+    int vi;
+
+    if (n == 0 || n >= sizeof s) {
+        return 0;
+    }
+    memcpy (s, spec, n);
+    s[n] = '\0';
+    if (!text_starts (s, "/dev/")) {
+        return 0;
+    }
+    vi = insp_resolve_spec (in, s, &bydev);
+    if (vi < 0 || !bydev || insp_vol_uuid (in, vi)[0] == '\0') {
+        return 0;
+    }
+    snprintf (out, cap, "UUID=%s", insp_vol_uuid (in, vi));
+    return 1;
+}
+
+/* A growing output buffer. */
+struct out {
+    char *p;
+    size_t n, cap;
+    bool failed;
+};
+
+static void
+put (struct out *o, const char *s, size_t n)
+{
+    if (o->failed) {
+        return;
+    }
+    if (o->n + n + 1 > o->cap) {
+        size_t cap = (o->n + n + 1) * 2;
+        char *p = realloc (o->p, cap);
+
+        if (p == NULL) {
+            o->failed = true;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+    memcpy (o->p + o->n, s, n);
+    o->n += n;
+    o->p[o->n] = '\0';
+}
+
+static void
+puts_ (struct out *o, const char *s)
+{
+    put (o, s, strlen (s));
+}
+
+/* Write OUT over PATH when it differs from the original TEXT. */
+static int
+commit (const struct guest *g, struct fixup_report *rep, const char *path,
+        const char *text, size_t len, struct out *o)
+{
+    if (o->failed) {
+        vmc_error ("%s: out of memory", path);
+        report_error (rep, STEP, "%s: out of memory", path);
+        return -1;
+    }
+    if (o->n == len && memcmp (o->p, text, len) == 0) {
+        return 0;
+    }
+    if (guest_write (g, path, o->p, o->n, 0644) < 0) {
+        report_error (rep, STEP, "%s: %s", path, vmc_get_error ());
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- fstab and crypttab ---------------------------------------------- */
+
+/* Replace the device field (field FIELD, 0-based) of each line. */
+static int
+rewrite_table (const struct inspection *in, const struct guest *g,
+               struct fixup_report *rep, const char *path, unsigned field)
+{
+    struct out o = { 0 };
+    size_t len, pos = 0, ll;
+    const char *l;
+    char *text;
+    int r = guest_read (g, path, EDIT_MAX, &text, &len);
+
+    if (r != 0) {
+        if (r < 0) {
+            report_error (rep, STEP, "%s: %s", path, vmc_get_error ());
+        }
+        return r < 0 ? -1 : 0;
+    }
+    while (text_next_line (text, len, &pos, &l, &ll)) {
+        size_t i = 0, s, e;
+        unsigned f = 0;
+        char repl[300];
+
+        /* The start and end of field FIELD. */
+        for (;;) {
+            while (i < ll && (l[i] == ' ' || l[i] == '\t')) {
+                i++;
+            }
+            s = i;
+            while (i < ll && l[i] != ' ' && l[i] != '\t') {
+                i++;
+            }
+            e = i;
+            if (f == field || s == e) {
+                break;
+            }
+            f++;
+        }
+        if (f == field && s < e && l[0] != '#' &&
+            !(field > 0 && l[strspn (l, " \t")] == '#') &&
+            stable_name (in, l + s, e - s, repl, sizeof repl)) {
+            report_change (rep, STEP, path, "%.*s -> %s", (int) (e - s),
+                           l + s, repl);
+            put (&o, l, s);
+            puts_ (&o, repl);
+            put (&o, l + e, ll - e);
+        }
+        else {
+            put (&o, l, ll);
+        }
+        if (pos <= len && (pos < len || (len > 0 && text[len - 1] == '\n'))) {
+            put (&o, "\n", 1);
+        }
+    }
+    r = commit (g, rep, path, text, len, &o);
+    free (o.p);
+    free (text);
+    return r;
+}
+
+/* ---- kernel command lines -------------------------------------------- */
+
+static bool
+token_start (const char *t, size_t i)
+{
+    return i == 0 || t[i - 1] == ' ' || t[i - 1] == '\t' || t[i - 1] == '"' ||
+           t[i - 1] == '\'' || t[i - 1] == '\n';
+}
+
+/* Replace root=DEV, resume=DEV and RESUME=DEV values in TEXT. */
+static void
+rewrite_cmdline_text (const struct inspection *in, struct fixup_report *rep,
+                      const char *path, const char *t, size_t len,
+                      struct out *o)
+{
+    static const char *const keys[] = { "root=", "resume=", "RESUME=" };
+    size_t i = 0, copied = 0;
+
+    while (i < len) {
+        bool hit = false;
+
+        for (size_t k = 0; k < 3 && !hit; k++) {
+            size_t kl = strlen (keys[k]), e;
+            char repl[300];
+
+            if (len - i <= kl || memcmp (t + i, keys[k], kl) != 0 ||
+                !token_start (t, i)) {
+                continue;
+            }
+            e = i + kl;
+            while (e < len && t[e] != ' ' && t[e] != '\t' && t[e] != '"' &&
+                   t[e] != '\'' && t[e] != '\n' && t[e] != ';') {
+                e++;
+            }
+            if (stable_name (in, t + i + kl, e - i - kl, repl, sizeof repl)) {
+                report_change (rep, STEP, path, "%.*s -> %s%s", (int) (e - i),
+                               t + i, keys[k], repl);
+                put (o, t + copied, i + kl - copied);
+                puts_ (o, repl);
+                copied = e;
+                i = e;
+                hit = true;
+            }
+        }
+        if (!hit) {
+            i++;
+        }
+    }
+    put (o, t + copied, len - copied);
+}
+
+static int
+rewrite_cmdline_file (const struct inspection *in, const struct guest *g,
+                      struct fixup_report *rep, const char *path)
+{
+    struct out o = { 0 };
+    size_t len;
+    char *text;
+    int r = guest_read (g, path, EDIT_MAX, &text, &len);
+
+    if (r != 0) {
+        if (r < 0) {
+            report_error (rep, STEP, "%s: %s", path, vmc_get_error ());
+        }
+        return r < 0 ? -1 : 0;
+    }
+    rewrite_cmdline_text (in, rep, path, text, len, &o);
+    r = commit (g, rep, path, text, len, &o);
+    free (o.p);
+    free (text);
+    return r;
+}
+
+/* GRUB's environment block is exactly 1024 bytes, padded with '#'. */
+static int
+rewrite_grubenv (const struct inspection *in, const struct guest *g,
+                 struct fixup_report *rep, const char *path)
+{
+    struct out o = { 0 };
+    size_t len, body;
+    char *text;
+    int r = guest_read (g, path, 64 * 1024, &text, &len);
+
+    if (r != 0) {
+        return r < 0 ? -1 : 0;
+    }
+    if (len != 1024 || !text_starts (text, "# GRUB Environment Block")) {
+        free (text);
+        return 0;
+    }
+    body = len;
+    while (body > 0 && text[body - 1] == '#') {
+        body--;
+    }
+    rewrite_cmdline_text (in, rep, path, text, body, &o);
+    if (o.n > 1024) {
+        report_warning (rep, STEP, "%s: the new kernelopts do not fit in "
+                        "1024 bytes; left as it was", path);
+        free (o.p);
+        free (text);
+        return 0;
+    }
+    while (o.n < 1024 && !o.failed) {
+        put (&o, "#", 1);
+    }
+    r = commit (g, rep, path, text, len, &o);
+    free (o.p);
+    free (text);
+    return r;
+}
+
+/* GRUB_DISABLE_LINUX_UUID=true makes update-grub write device names. */
+static int
+grub_defaults (const struct guest *g, struct fixup_report *rep)
+{
+    static const char path[] = "/etc/default/grub";
+    struct out o = { 0 };
+    size_t len, pos = 0, ll;
+    const char *l;
+    char *text;
+    int r = guest_read (g, path, EDIT_MAX, &text, &len);
+
+    if (r != 0) {
+        return r < 0 ? -1 : 0;
+    }
+    while (text_next_line (text, len, &pos, &l, &ll)) {
+        char k[64], v[64];
+
+        if (text_assignment (l, ll, k, sizeof k, v, sizeof v) &&
+            strcmp (k, "GRUB_DISABLE_LINUX_UUID") == 0 &&
+            strcmp (v, "true") == 0) {
+            puts_ (&o, "# vmconvert: device names change with the hardware; "
+                   "GRUB names the root by UUID\n#");
+            report_change (rep, STEP, path, "GRUB_DISABLE_LINUX_UUID=true "
+                           "commented out");
+        }
+        put (&o, l, ll);
+        if (pos < len || (len > 0 && text[len - 1] == '\n')) {
+            put (&o, "\n", 1);
+        }
+    }
+    r = commit (g, rep, path, text, len, &o);
+    free (o.p);
+    free (text);
+    return r;
+}
+
+/* BLS entries: every *.conf of DIR. */
+static int
+bls_entries (const struct inspection *in, const struct guest *g,
+             struct fixup_report *rep, const char *dir)
+{
+    struct guest_names names;
+    int r = 0;
+
+    if (guest_list (g, dir, &names) < 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < names.n; i++) {
+        size_t l = strlen (names.v[i]);
+        char p[600];
+
+        if (l <= 5 || strcmp (names.v[i] + l - 5, ".conf") != 0) {
+            continue;
+        }
+        snprintf (p, sizeof p, "%s/%s", dir, names.v[i]);
+        if (rewrite_cmdline_file (in, g, rep, p) < 0) {
+            r = -1;
+        }
+    }
+    guest_names_free (&names);
+    return r;
+}
+
+int
+fixup_devices (const struct inspection *in, const struct guest *g,
+               const struct fixup_opts *o, struct fixup_report *rep)
+{
+    static const char *const cmdline_files[] = {
+        "/boot/grub/grub.cfg", "/boot/grub2/grub.cfg", "/etc/default/grub",
+        "/boot/grub/menu.lst", "/boot/grub/grub.conf", "/etc/kernel/cmdline",
+        "/etc/initramfs-tools/conf.d/resume", "/etc/sysconfig/bootloader",
+        NULL,
+    };
+    static const char *const stale[] = {
+        "/etc/blkid/blkid.tab", "/etc/blkid.tab", "/etc/lvm/cache/.cache",
+        "/etc/lvm/devices/system.devices", "/boot/grub/device.map",
+        "/boot/grub2/device.map", NULL,
+    };
+    int r = 0;
+
+    fixup_say (o, "device names: fstab, crypttab, boot loader");
+    if (rewrite_table (in, g, rep, "/etc/fstab", 0) < 0) {
+        r = -1;
+    }
+    if (rewrite_table (in, g, rep, "/etc/crypttab", 1) < 0) {
+        r = -1;
+    }
+    for (size_t i = 0; cmdline_files[i] != NULL; i++) {
+        if (rewrite_cmdline_file (in, g, rep, cmdline_files[i]) < 0) {
+            r = -1;
+        }
+    }
+    if (in->grub_cfg[0] != '\0' && strcmp (in->grub_cfg,
+                                           "/boot/grub/grub.cfg") != 0 &&
+        strcmp (in->grub_cfg, "/boot/grub2/grub.cfg") != 0 &&
+        rewrite_cmdline_file (in, g, rep, in->grub_cfg) < 0) {
+        r = -1;
+    }
+    if (rewrite_grubenv (in, g, rep, "/boot/grub2/grubenv") < 0 ||
+        rewrite_grubenv (in, g, rep, "/boot/grub/grubenv") < 0) {
+        r = -1;
+    }
+    if (grub_defaults (g, rep) < 0) {
+        r = -1;
+    }
+    if (bls_entries (in, g, rep, "/boot/loader/entries") < 0) {
+        r = -1;
+    }
+    if (in->esp_mount[0] != '\0') {
+        char p[128];
+
+        snprintf (p, sizeof p, "%s/loader/entries", in->esp_mount);
+        if (bls_entries (in, g, rep, p) < 0) {
+            r = -1;
+        }
+    }
+    for (size_t i = 0; stale[i] != NULL; i++) {
+        if (!guest_exists (g, stale[i])) {
+            continue;
+        }
+        if (guest_unlink (g, stale[i]) < 0) {
+            report_warning (rep, STEP, "%s: %s", stale[i], vmc_get_error ());
+        }
+        else {
+            report_change (rep, STEP, stale[i], "removed (it names the "
+                           "source's devices)");
+        }
+    }
+    return r;
+}
