@@ -586,6 +586,49 @@ apply_ours (struct config *c, const char *key, const char *val,
         }
         c->interactive = b;
     }
+    else if (strcmp (key, "fixup") == 0) {
+        if (strcmp (val, "auto") == 0) {
+            c->fixup = FIXUP_AUTO;
+        }
+        else if (is_bool (val, &b)) {
+            c->fixup = b ? FIXUP_YES : FIXUP_NO;
+        }
+        else {
+            BAD ("\"%s\" is not auto, 1 or 0", val);
+        }
+    }
+    else if (strcmp (key, "target") == 0) {
+        if (strcmp (val, "kvm") != 0 && strcmp (val, "hyperv") != 0 &&
+            strcmp (val, "vmware") != 0) {
+            BAD ("\"%s\" is not kvm, hyperv or vmware", val);
+        }
+        snprintf (c->target, sizeof c->target, "%s", val);
+    }
+    else if (strcmp (key, "root") == 0) {
+        if (set_str (c->root, sizeof c->root, val) == -1) {
+            BAD ("too long");
+        }
+    }
+    else if (strcmp (key, "mac") == 0) {
+        size_t l = strlen (c->macs);
+
+        if (strlen (val) + l + 2 > sizeof c->macs) {
+            BAD ("too long");
+        }
+        snprintf (c->macs + l, sizeof c->macs - l, "%s%s", l > 0 ? "," : "",
+                  val);
+    }
+    else if (strcmp (key, "mode") == 0) {
+        if (strcmp (val, "fixup") == 0) {
+            c->fixup_vm = true;
+        }
+        else if (strcmp (val, "send") == 0) {
+            c->fixup_vm = false;
+        }
+        else {
+            BAD ("\"%s\" is not send or fixup", val);
+        }
+    }
     else if (strcmp (key, "initshell") == 0 || strcmp (key, "debug") == 0) {
         /* The init script's and the console's business. */
     }

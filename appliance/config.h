@@ -68,6 +68,19 @@ struct config {
     int wait_seconds;               /* on the success page before post */
     bool all_blocks;
     bool interactive;               /* vmconvert.interactive=1 */
+    /* Guest fixups: vmconvert.fixup=auto (fix up the Linux guest found,
+     * send the disks unchanged when there is none), yes (refuse when
+     * there is none), no (send the disks unchanged). */
+    enum fixup_mode { FIXUP_AUTO, FIXUP_YES, FIXUP_NO } fixup;
+    char target[16];                /* vmconvert.target: kvm (default),
+                                     * hyperv, vmware */
+    char root[160];                 /* vmconvert.root: which root, when
+                                     * there are several */
+    char macs[512];                 /* vmconvert.mac=NAME=MAC,...: MACs of
+                                     * the guest's interfaces */
+    bool fixup_vm;                  /* vmconvert.mode=fixup: fix up the
+                                     * disks in place (they are overlays),
+                                     * report on ttyS1, send nothing */
 
     struct ip_conf ip[CFG_MAX_IP];
     unsigned nip;
