@@ -575,10 +575,10 @@ remove_dev (int fd, const char *name)
             vmc_error ("device-mapper: no device %s", name);
             return -1;
         }
-        if (errno != EBUSY || tries >= 25) {
+        if (errno != EBUSY || tries >= 10) {
             break;
         }
-        sleep_ms (200);
+        sleep_ms (100);
     }
     if (errno == EBUSY) {
         int open_count = -1;
@@ -587,7 +587,7 @@ remove_dev (int fd, const char *name)
         if (ioctl (fd, DM_DEV_STATUS, &io) == 0) {
             open_count = io.open_count;
         }
-        vmc_error ("device-mapper: %s is in use (opened %d times; mounted?)",
+        vmc_error ("device-mapper: %s is in use (open count %d; mounted?)",
                    name, open_count);
         errno = EBUSY;
         return -1;
@@ -768,6 +768,15 @@ dm_remove (const char *name)
 
 /* ---- Target lines ------------------------------------------------- */
 
+/* A target that could not be made is left empty, which no table takes. */
+static void
+clear (struct dm_target *t)
+{
+    if (t != NULL) {
+        memset (t, 0, sizeof *t);
+    }
+}
+
 static int __attribute__ ((format (printf, 5, 6)))
 target (struct dm_target *t, uint64_t start, uint64_t len, const char *type,
         const char *fmt, ...)
@@ -806,6 +815,7 @@ dm_linear (struct dm_target *t, uint64_t start, uint64_t len, const char *dev,
 {
     uint64_t end;
 
+    clear (t);
     if (check_dev ("linear", dev) != 0) {
         return -1;
     }
@@ -825,6 +835,7 @@ dm_striped (struct dm_target *t, uint64_t start, uint64_t len, uint32_t chunk,
     char params[sizeof t->params];
     size_t used = 0;
 
+    clear (t);
     if (n == 0 || devs == NULL || offsets == NULL) {
         vmc_error ("device-mapper: striped: no stripes");
         return -1;
@@ -871,6 +882,7 @@ dm_snapshot (struct dm_target *t, uint64_t start, uint64_t len,
              const char *origin, const char *cow, bool persistent,
              uint32_t chunk)
 {
+    clear (t);
     if (check_dev ("snapshot origin", origin) != 0 ||
         check_dev ("snapshot COW", cow) != 0) {
         return -1;
@@ -1159,6 +1171,11 @@ snap_create (const char *name, const char *origin, uint64_t cow_bytes,
     /* O_EXCL: a file of that name may be the COW of a live snapshot,
      * which truncating would destroy. */
     fd = open (file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        vmc_error ("snapshot %s: %s exists: a snapshot of that name exists "
+                   "or was not removed", name, file);
+        return -1;
+    }
     if (fd < 0) {
         vmc_perror ("snapshot %s: %s", name, file);
         return -1;
