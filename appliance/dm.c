@@ -636,6 +636,107 @@ mapper_unlink (const char *name)
     errno = saved;
 }
 
+/* Word N (from 0) of S, blank separated, into OUT: false when there is
+ * none or it does not fit. */
+static bool
+nth_word (const char *s, int n, char *out, size_t cap)
+{
+    for (int i = 0;; i++) {
+        size_t w;
+
+        s += strspn (s, " \t\n");
+        w = strcspn (s, " \t\n");
+        if (w == 0) {
+            return false;
+        }
+        if (i == n) {
+            if (w >= cap) {
+                return false;
+            }
+            memcpy (out, s, w);
+            out[w] = '\0';
+            return true;
+        }
+        s += w;
+    }
+}
+
+/* Whether block device DEV (a path or MAJOR:MINOR) is read-only in the
+ * kernel, as sysfs says ("ro", which BLKROSET sets): 1, 0, or -1 when
+ * that cannot be told (the kernel then judges the device itself). */
+static int
+dev_read_only (const char *dev)
+{
+    char path[PATH_MAX], buf[8];
+    unsigned ma, mi;
+    struct stat st;
+    char tail;
+    ssize_t n;
+    int fd;
+
+    if (sscanf (dev, "%u:%u%c", &ma, &mi, &tail) != 2) {
+        if (stat (dev, &st) != 0 || !S_ISBLK (st.st_mode)) {
+            return -1;
+        }
+        ma = major (st.st_rdev);
+        mi = minor (st.st_rdev);
+    }
+    if (rpath (path, sizeof path, "/sys/dev/block/%u:%u/ro", ma, mi) != 0 ||
+        (fd = open (path, O_RDONLY | O_CLOEXEC)) < 0) {
+        return -1;
+    }
+    n = read (fd, buf, sizeof buf);
+    close (fd);
+    if (n < 1 || (buf[0] != '0' && buf[0] != '1')) {
+        return -1;
+    }
+    return buf[0] == '1';
+}
+
+/*
+ * A read-write table must not write a device that is read-only: the
+ * kernel opens it anyway and lets dm's writes through to it (it only
+ * warns "Trying to write to read-only block-device"), so BLKROSET alone
+ * does not keep the appliance from writing a source disk through a
+ * mapping of its own.  Checked for the targets we make: linear and
+ * striped write their devices, a snapshot its COW (its origin is only
+ * read).
+ */
+static int
+check_writable (const char *name, const struct dm_target *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int first, step;
+        char word[sizeof t[i].params];
+
+        if (strcmp (t[i].type, "linear") == 0) {
+            first = 0;
+            step = 0;
+        } else if (strcmp (t[i].type, "striped") == 0) {
+            first = 2;
+            step = 2;
+        } else if (strcmp (t[i].type, "snapshot") == 0) {
+            first = 1;
+            step = 0;
+        } else {
+            continue;
+        }
+        for (int w = first; nth_word (t[i].params, w, word, sizeof word);
+             w += step) {
+            if (dev_read_only (word) == 1) {
+                vmc_error ("device-mapper: %s: %s is read-only, and target "
+                           "%zu (%s) would write it", name, word, i,
+                           t[i].type);
+                return -1;
+            }
+            if (step == 0) {
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
 int
 dm_create (const char *name, const struct dm_target *t, size_t n,
            bool readonly, char *dev, size_t devcap)
@@ -668,6 +769,9 @@ dm_create (const char *name, const struct dm_target *t, size_t n,
                               size - DM_HDR);
     if (packed < 0) {
         vmc_error_prefix ("%s", name);
+        goto out;
+    }
+    if (!readonly && check_writable (name, t, n) != 0) {
         goto out;
     }
     fd = ctl_open ();

@@ -44,7 +44,9 @@ int dm_version_check (void);
 /* Create device NAME with the N targets T (contiguous, from sector 0),
  * read-only if READONLY, and activate it.  Its node, /dev/dm-MINOR, goes
  * into DEV (DEVCAP bytes; NULL for none); /dev/mapper/NAME links to it.
- * Nothing is left behind on failure. */
+ * Nothing is left behind on failure.  A read-write table whose linear or
+ * striped targets (or a snapshot's COW) are on a read-only device is
+ * refused: the kernel would let it write there. */
 int dm_create (const char *name, const struct dm_target *t, size_t n,
                bool readonly, char *dev, size_t devcap);
 

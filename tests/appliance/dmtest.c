@@ -126,11 +126,12 @@ read_line (const char *path, char *out, size_t cap)
     out[strcspn (out, "\n")] = '\0';
 }
 
-/* /dev/NAME of the disk whose serial is SERIAL, waiting for it. */
+/* /dev/NAME of the disk whose serial is SERIAL, waiting for it up to
+ * TRIES quarter seconds. */
 static bool
-find_disk (const char *serial, char *out, size_t cap)
+find_disk (const char *serial, char *out, size_t cap, int tries)
 {
-    for (int tries = 0; tries < 40; tries++) {
+    for (int i = 0; i < tries; i++) {
         DIR *d = opendir ("/sys/block");
         struct dirent *e;
 
@@ -346,6 +347,99 @@ check_origin_unwritable (const char *origin)
     close (fd);
 }
 
+/* Striped over the two halves of partition 2 (at sector 51200, 8192
+ * sectors) on the snapshot, in 4 KiB chunks: the host makes the same
+ * interleave to compare the hash. */
+static void
+check_striped (const char *snapdev)
+{
+    const char *devs[2] = { snapdev, snapdev };
+    const uint64_t offs[2] = { 51200, 51200 + 4096 };
+    struct dm_target t;
+    char dev[PATH_MAX], hex[65];
+
+    if (dm_striped (&t, 0, 8192, 8, 2, devs, offs) != 0 ||
+        dm_create ("vmc-stripe", &t, 1, true, dev, sizeof dev) != 0) {
+        fail ("striped", "%s", vmc_get_error ());
+        return;
+    }
+    if (hash_dev ("/dev/mapper/vmc-stripe", hex) != 8192 * 512) {
+        fail ("striped", "reading: %s", strerror (errno));
+    } else {
+        printf ("DMTEST-HASH striped %s\n", hex);
+        ok ("striped");
+    }
+    if (dm_remove ("vmc-stripe") != 0) {
+        fail ("striped", "%s", vmc_get_error ());
+    }
+}
+
+/* A read-only loop device refuses writes. */
+static void
+check_loop_ro (void)
+{
+    char dev[PATH_MAX];
+    int fd, ro = 0;
+
+    fd = open ("/run/dmtest.img", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || ftruncate (fd, 1 << 20) != 0) {
+        fail ("loop ro", "/run/dmtest.img: %s", strerror (errno));
+        return;
+    }
+    close (fd);
+    if (loop_attach ("/run/dmtest.img", true, dev, sizeof dev) != 0) {
+        fail ("loop ro", "%s", vmc_get_error ());
+        return;
+    }
+    fd = open (dev, O_RDWR | O_CLOEXEC);
+    if (fd < 0 || ioctl (fd, BLKROGET, &ro) != 0 || ro != 1 ||
+        pwrite (fd, buf, 4096, 0) >= 0) {
+        fail ("loop ro", "%s is not read-only (ro=%d)", dev, ro);
+    } else {
+        ok ("loop ro");
+    }
+    if (fd >= 0) {
+        close (fd);
+    }
+    if (loop_detach (dev) != 0) {
+        fail ("loop ro", "%s", vmc_get_error ());
+    }
+    unlink ("/run/dmtest.img");
+}
+
+/* A read-write table straight on the read-only origin must be refused:
+ * the kernel would let its writes through.  And a read-only one works. */
+static void
+check_rw_linear (const char *origin)
+{
+    struct dm_target t;
+    char dev[PATH_MAX], hex[65];
+
+    if (dm_linear (&t, 0, 8, origin, 2048) != 0) {
+        fail ("rw linear", "%s", vmc_get_error ());
+        return;
+    }
+    if (dm_create ("vmc-rw", &t, 1, false, dev, sizeof dev) == 0) {
+        fail ("rw linear", "a read-write linear on the read-only origin");
+        dm_remove ("vmc-rw");
+        return;
+    }
+    printf ("DMTEST-INFO a read-write linear on the origin: %s\n",
+            vmc_get_error ());
+    if (dm_create ("vmc-ro", &t, 1, true, dev, sizeof dev) != 0) {
+        fail ("rw linear", "read-only: %s", vmc_get_error ());
+        return;
+    }
+    if (hash_dev (dev, hex) != 4096) {
+        fail ("rw linear", "reading %s: %s", dev, strerror (errno));
+    } else {
+        ok ("rw linear");
+    }
+    if (dm_remove ("vmc-ro") != 0) {
+        fail ("rw linear", "%s", vmc_get_error ());
+    }
+}
+
 static void
 poweroff (void)
 {
@@ -381,11 +475,12 @@ main (void)
                      strcmp (val, "invalid") == 0;
     memset (parts, 0, sizeof parts);
 
-    if (!find_disk ("origin", origin, sizeof origin)) {
+    if (!find_disk ("origin", origin, sizeof origin, 40)) {
         fail ("disks", "no disk with serial \"origin\"");
         goto done;
     }
-    have_scratch = find_disk ("scratch", scratch, sizeof scratch);
+    /* The disks are there together once /init has let us start. */
+    have_scratch = find_disk ("scratch", scratch, sizeof scratch, 1);
     printf ("DMTEST-INFO origin %s, scratch %s\n", origin,
             have_scratch ? scratch : "none");
 
@@ -493,6 +588,9 @@ main (void)
     } else {
         printf ("DMTEST-HASH p2 %s\n", hex);
     }
+    check_striped (snapdev);
+    check_loop_ro ();
+    check_rw_linear (origin);
 
     if (mount ("/dev/mapper/" SNAP "-p1", MNT, "ext4", 0, NULL) != 0) {
         fail ("mount", "%s", strerror (errno));

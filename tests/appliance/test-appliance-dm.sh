@@ -83,7 +83,8 @@ boot dm-ok --kernel "$VMLINUZ" --initrd "$DMTEST_INITRD" \
     --expect 'DMTEST-OK write' --expect 'DMTEST-HASH snapshot' \
     --expect 'DMTEST-DONE failures=0' --expect 'reboot: Power down'
 for step in version blkroset 'origin unwritable' 'snap_create twice' \
-    'dm_create twice' linear dm_status mount write 'remove busy' umount \
+    'dm_create twice' linear dm_status striped 'loop ro' \
+    'rw linear' mount write 'remove busy' umount \
     usage scratch snap_remove clean; do
     console dm-ok "DMTEST-OK $step\$"
 done
@@ -92,6 +93,7 @@ console dm-ok 'DMTEST-INFO a second snapshot vmc-snap: .*exists: a snapshot of t
 console dm-ok 'DMTEST-INFO a second device vmc-snap: .*a device named vmc-snap exists already'
 console dm-ok 'DMTEST-INFO removing mounted vmc-snap-p1: .*in use'
 console dm-ok 'DMTEST-INFO hello.txt: hello from the origin'
+console dm-ok 'DMTEST-INFO a read-write linear on the origin: .*/dev/vda is read-only'
 console dm-ok 'DMTEST-PART 1 start=2048 sectors=49152'
 console dm-ok 'DMTEST-PART 2 start=51200 sectors=8192'
 console dm-ok "DMTEST-SNAP used=0 total=$((64 * MiB)) invalid=0"
@@ -101,6 +103,21 @@ grep -a 'DMTEST-SNAP\|DMTEST-INFO' "$T/dm-ok.log" | sed 's/^\[[ 0-9.]*\] /  /'
     fail "dm-ok: the guest read another origin: $(hash_line dm-ok origin)"
 [ "$(hash_line dm-ok p2)" = "$p2_sha" ] ||
     fail "dm-ok: partition 2 through dm-linear is not partition 2"
+# 4 KiB chunks, from the first half of partition 2 then the second.
+striped_sha=$(python3 - "$disk" <<'EOF'
+import hashlib, sys
+with open(sys.argv[1], "rb") as f:
+    f.seek(25 << 20)
+    p2 = f.read(4 << 20)
+h = hashlib.sha256()
+for i in range(0, 2 << 20, 4096):
+    h.update(p2[i:i + 4096])
+    h.update(p2[(2 << 20) + i:(2 << 20) + i + 4096])
+print(h.hexdigest())
+EOF
+)
+[ "$(hash_line dm-ok striped)" = "$striped_sha" ] ||
+    fail "dm-ok: the striped device is not the interleave of its stripes"
 snap_sha=$(hash_line dm-ok snapshot)
 [ -n "$snap_sha" ] || fail "dm-ok: no hash of the snapshot"
 [ "$snap_sha" != "$origin_sha" ] ||

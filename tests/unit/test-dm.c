@@ -312,6 +312,47 @@ test_no_kernel (const char *root)
                st.st_rdev == makedev (1, 3));
         CHECK (error_has ("DM_VERSION"));
     }
+
+    /* A read-write table that would write a read-only device (sysfs
+     * "ro" 1, as after BLKROSET) is refused before the kernel sees it;
+     * read-only tables, a snapshot's origin and writable devices go on
+     * (to the control node, /dev/null here). */
+    {
+        static const char *const dirs[] = {
+            "/sys/dev", "/sys/dev/block", "/sys/dev/block/7:0",
+            "/sys/dev/block/7:1",
+        };
+        const char *devs[2] = { "7:1", "7:0" };
+        const uint64_t offs[2] = { 0, 0 };
+
+        for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+            snprintf (path, sizeof path, "%s%s", root, dirs[i]);
+            CHECK (mkdir (path, 0755) == 0);
+        }
+        for (int i = 0; i < 2; i++) {
+            snprintf (path, sizeof path, "%s/sys/dev/block/7:%d/ro", root, i);
+            fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            CHECK (fd >= 0 && write (fd, i == 0 ? "1\n" : "0\n", 2) == 2);
+            close (fd);
+        }
+        CHECK (dm_linear (&t, 0, 8, "7:0", 0) == 0);
+        CHECK (dm_create ("rw", &t, 1, false, dev, sizeof dev) == -1);
+        CHECK (error_has ("7:0 is read-only"));
+        CHECK (dm_create ("ro", &t, 1, true, dev, sizeof dev) == -1);
+        CHECK (strstr (vmc_get_error (), "read-only") == NULL);
+        CHECK (dm_linear (&t, 0, 8, "7:1", 0) == 0);
+        CHECK (dm_create ("rw", &t, 1, false, dev, sizeof dev) == -1);
+        CHECK (strstr (vmc_get_error (), "read-only") == NULL);
+        CHECK (dm_striped (&t, 0, 16, 8, 2, devs, offs) == 0);
+        CHECK (dm_create ("rw", &t, 1, false, dev, sizeof dev) == -1);
+        CHECK (error_has ("7:0 is read-only"));
+        CHECK (dm_snapshot (&t, 0, 16, "7:0", "7:1", false, 8) == 0);
+        CHECK (dm_create ("snap", &t, 1, false, dev, sizeof dev) == -1);
+        CHECK (strstr (vmc_get_error (), "read-only") == NULL);
+        CHECK (dm_snapshot (&t, 0, 16, "7:1", "7:0", false, 8) == 0);
+        CHECK (dm_create ("snap", &t, 1, false, dev, sizeof dev) == -1);
+        CHECK (error_has ("7:0 is read-only"));
+    }
     dm_set_sysroot (NULL);
 }
 
