@@ -225,4 +225,21 @@ $(PROBE_INITRD): $(KERNEL_STAMP) $(PROBE) $(INITRD_INPUTS)
 	$(Q)initramfs/build.sh --kernel $(KERNEL_DIR) --level 9 \
 	    --appliance $(PROBE) --out $@
 
-appliance-test-images: $(VMLINUZ) $(INITRD) $(PROBE_INITRD) $(BUILD)/tests/tools/fwd-relay
+# dmtest (appliance/dm.c in the appliance's kernel) links the library,
+# statically, as the appliance does.
+DMTEST        = $(BUILD)/tests/appliance/dmtest
+DMTEST_INITRD = $(APPLIANCE_DIR)/initrd-dmtest.img
+
+$(DMTEST): $(BUILD)/tests/appliance/dmtest.o $(LIB)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(if $(SAN),,-static) -s -o $@ $^ \
+	    $(if $(SAN),$(LDLIBS),$(STATIC_LIBS) -lpthread)
+
+$(DMTEST_INITRD): $(KERNEL_STAMP) $(DMTEST) $(INITRD_INPUTS)
+	$(Q)initramfs/build.sh --kernel $(KERNEL_DIR) --level 9 \
+	    --appliance $(DMTEST) --out $@
+
+-include $(BUILD)/tests/appliance/dmtest.d
+
+appliance-test-images: $(VMLINUZ) $(INITRD) $(PROBE_INITRD) $(DMTEST_INITRD) \
+                       $(BUILD)/tests/tools/fwd-relay
