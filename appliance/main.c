@@ -39,7 +39,9 @@
 #include "config.h"
 #include "disks.h"
 #include "facts.h"
+#include "netname.h"
 #include "netup.h"
+#include "overlay.h"
 #include "screen.h"
 #include "util.h"
 
@@ -52,6 +54,14 @@ static struct config cfg;
 static struct disk_list disks;
 static struct nic_list nics;
 static char job_name[80];
+/* The fixed-up guest: its snapshots are what is sent. */
+static struct overlay ov;
+static bool fixed;
+static bool fix_done, fix_failed;   /* fix_guest() ran: it succeeded (or
+                                     * there was no guest), it failed */
+/* vmconvert.mode=fixup, known from the kernel command line before the
+ * disks are seen: the disks are the host's overlays, not the source. */
+static bool fixup_vm;
 
 /* ---- disks --------------------------------------------------------- */
 
@@ -80,7 +90,11 @@ settle_disks (int max)
                 if (k < nseen) {
                     continue;
                 }
-                if (disk_lock_ro ("/sys", "/dev", l.d[i].kname) == -1) {
+                if (fixup_vm) {
+                    applog ("disk: %s (an overlay: left writable)",
+                            l.d[i].kname);
+                }
+                else if (disk_lock_ro ("/sys", "/dev", l.d[i].kname) == -1) {
                     applog ("read-only: %s", vmc_get_error ());
                 }
                 else {
@@ -449,7 +463,7 @@ send_disks (struct run_state *rs, char *err, size_t errlen)
 
     for (unsigned i = 0; i < disks.n && n < PROTO_MAX_DISKS; i++) {
         if (disks.d[i].selected) {
-            sources[n] = disks.d[i].dev;
+            sources[n] = fixed ? ov.snap[n] : disks.d[i].dev;
             rs->names[n] = disks.d[i].name;
             rs->models[n] = disks.d[i].model;
             n++;
@@ -513,18 +527,257 @@ power (enum post_action a)
     }
 }
 
+/* The machine's facts, with the fixup report as "fixup" when there is
+ * one: it travels with the job into the receiver's job.json. */
 static void
 write_facts (void)
 {
-    FILE *fp = fopen (FACTS_FILE, "we");
+    FILE *fp = fopen (FACTS_FILE, "we"), *ms;
+    char *buf = NULL;
+    size_t len = 0;
+    int r = -1;
 
     nics_scan ("/sys", &nics, 1);
-    if (fp == NULL || facts_write (fp, "/sys", "/proc", &disks, &nics) == -1) {
+    ms = open_memstream (&buf, &len);
+    if (fp != NULL && ms != NULL &&
+        facts_write (ms, "/sys", "/proc", &disks, &nics) == 0 &&
+        fclose (ms) == 0) {
+        char *end = len > 0 ? strrchr (buf, '}') : NULL;
+
+        ms = NULL;
+        if (end != NULL && ov.report != NULL && ov.report_len > 0) {
+            size_t rl = ov.report_len;
+
+            while (rl > 0 && ov.report[rl - 1] == '\n') {
+                rl--;
+            }
+            fwrite (buf, 1, (size_t) (end - buf), fp);
+            fputs (",\"fixup\":", fp);
+            fwrite (ov.report, 1, rl, fp);
+            fputs ("}\n", fp);
+        }
+        else {
+            fwrite (buf, 1, len, fp);
+        }
+        r = ferror (fp) ? -1 : 0;
+    }
+    if (ms != NULL) {
+        fclose (ms);
+    }
+    if (r < 0) {
         applog ("writing %s failed", FACTS_FILE);
     }
     if (fp != NULL) {
         fclose (fp);
     }
+    free (buf);
+}
+
+/* ---- guest fixups ------------------------------------------------------ */
+
+static void
+fixup_progress (void *opaque, const char *msg)
+{
+    (void) opaque;
+    screen_say ("fixup: %s", msg);
+}
+
+/* The options of the fixups: the target, and the MACs of the guest's
+ * interfaces -- vmconvert.mac= first, then this machine's NICs under
+ * each name the guest's udev could have given them. */
+static void
+fixup_options (struct fixup_opts *fo, FILE *log)
+{
+    char list[sizeof cfg.macs], *save = NULL, *tok;
+
+    memset (fo, 0, sizeof *fo);
+    fo->target = TARGET_KVM;
+    if (cfg.target[0] != '\0') {
+        insp_target_parse (cfg.target, &fo->target);
+    }
+    fo->log = log;
+    fo->say = fixup_progress;
+    snprintf (list, sizeof list, "%s", cfg.macs);
+    for (tok = strtok_r (list, ",", &save); tok != NULL &&
+         fo->nmacs < FIXUP_MAX_MACS; tok = strtok_r (NULL, ",", &save)) {
+        if (fixup_parse_mac (tok, &fo->macs[fo->nmacs]) == 0) {
+            fo->nmacs++;
+        }
+        else {
+            screen_say ("vmconvert.mac: %s (ignored)", vmc_get_error ());
+        }
+    }
+    if (fixup_vm) {
+        return;                 /* the NICs here are not the source's */
+    }
+    nics_scan ("/sys", &nics, 0);
+    for (unsigned i = 0; i < nics.count; i++) {
+        struct netname nn;
+        const char *names[4];
+
+        if (netname_compute ("/sys", nics.n[i].name, NETNAME_SCHEME_DEFAULT,
+                             &nn) == -1) {
+            continue;
+        }
+        names[0] = nn.onboard;
+        names[1] = nn.slot;
+        names[2] = nn.path;
+        names[3] = nn.mac;
+        for (size_t k = 0; k < 4 && fo->nmacs < FIXUP_MAX_MACS; k++) {
+            struct fixup_mac *m = &fo->macs[fo->nmacs];
+
+            if (names[k][0] == '\0' || strlen (names[k]) >= sizeof m->name) {
+                continue;
+            }
+            snprintf (m->name, sizeof m->name, "%s", names[k]);
+            snprintf (m->mac, sizeof m->mac, "%s", nics.n[i].mac);
+            snprintf (m->from, sizeof m->from, "this machine's %.16s",
+                      nics.n[i].name);
+            fo->nmacs++;
+        }
+    }
+}
+
+/* Inspect the selected disks and fix up their guest on snapshots (or, in
+ * the fixup VM, in place).  0 when the disks can be sent (fixed up, or
+ * unchanged when there is no guest and vmconvert.fixup=auto), -1 with ERR
+ * when the conversion must stop. */
+static int
+fix_guest (char *err, size_t errlen)
+{
+    const char *devs[OVERLAY_MAX_DISKS];
+    struct inspect_opts io = { .root = cfg.root, .target = TARGET_KVM };
+    struct fixup_opts fo;
+    FILE *log;
+    size_t n = 0;
+    int r;
+
+    for (unsigned i = 0; i < disks.n && n < OVERLAY_MAX_DISKS; i++) {
+        if (disks.d[i].selected) {
+            devs[n++] = disks.d[i].dev;
+        }
+    }
+    if (cfg.target[0] != '\0') {
+        insp_target_parse (cfg.target, &io.target);
+    }
+    overlay_free (&ov);             /* a failed earlier try */
+    screen_say ("inspecting the guest on %zu disk(s)", n);
+    if (overlay_inspect (&ov, devs, n, &io) < 0) {
+        snprintf (err, errlen, "inspecting the disks: %s", vmc_get_error ());
+        overlay_free (&ov);
+        return -1;
+    }
+    {
+        const struct inspection *in = &ov.in;
+
+        if (in->root >= 0) {
+            screen_say ("guest: %s (%s %s, %s) on %s, %s, %s, %zu kernel(s)",
+                        in->pretty, in->distro, in->version, in->arch,
+                        in->map.vols[in->root].name, in->firmware,
+                        in->initramfs_tool, in->nkernels);
+        }
+        for (size_t i = 0; i < in->nproblems; i++) {
+            screen_say ("%s: %s", in->problems[i].sev == SEV_ERROR ?
+                        "pre-flight error" : "pre-flight warning",
+                        in->problems[i].msg);
+            if (in->problems[i].sev == SEV_ERROR &&
+                in->problems[i].advice[0] != '\0') {
+                screen_say ("  what to do: %s", in->problems[i].advice);
+            }
+        }
+        if (in->root < 0 && in->nroots == 0 && cfg.fixup == FIXUP_AUTO &&
+            !fixup_vm) {
+            screen_say ("no Linux guest on these disks: they are sent "
+                        "unchanged");
+            overlay_free (&ov);
+            return 0;
+        }
+        if (in->nerrors > 0 || in->root < 0) {
+            snprintf (err, errlen, "pre-flight: the guest cannot be "
+                      "converted: %s%s", in->nproblems > 0 ?
+                      in->problems[0].msg : "no root filesystem",
+                      fixup_vm ? "" : " (vmconvert.fixup=0 sends the disks "
+                      "unchanged)");
+            for (size_t i = 0; i < in->nproblems; i++) {
+                if (in->problems[i].sev == SEV_ERROR) {
+                    snprintf (err, errlen, "pre-flight: the guest cannot be "
+                              "converted: %s. %s", in->problems[i].msg,
+                              in->problems[i].advice);
+                    break;
+                }
+            }
+            return -1;
+        }
+    }
+    log = fopen (RUN_DIR "/fixup.log", "ae");
+    fixup_options (&fo, log);
+    screen_say ("fixing up the guest for %s%s", insp_target_name (fo.target),
+                fixup_vm ? "" : " on snapshots of the read-only disks");
+    r = overlay_fixup (&ov, fixup_vm, &fo);
+    if (log != NULL) {
+        fclose (log);
+    }
+    if (r == 0 && overlay_check (&ov) < 0) {
+        r = -1;
+    }
+    if (r < 0) {
+        snprintf (err, errlen, "fixup: %s (the log is %s/fixup.log)",
+                  vmc_get_error (), RUN_DIR);
+        return -1;
+    }
+    screen_say ("the guest is fixed up%s", fixup_vm ? "" :
+                ": the snapshots are sent, the disks were not written");
+    fixed = true;
+    return 0;
+}
+
+/* vmconvert.mode=fixup: the VM `vmconvert convert --fixup` boots on a
+ * host.  The report goes to the second serial port between markers, the
+ * result to the console; then the VM powers off. */
+static void __attribute__ ((noreturn))
+fixup_vm_run (void)
+{
+    char err[1200] = "";
+    int r = fix_guest (err, sizeof err);
+    int fd = open ("/dev/ttyS1", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        dprintf (fd, "\nVMCONVERT-REPORT-BEGIN\n");
+        if (ov.report != NULL) {
+            size_t off = 0;
+
+            while (off < ov.report_len) {
+                ssize_t w = write (fd, ov.report + off, ov.report_len - off);
+
+                if (w <= 0) {
+                    break;
+                }
+                off += (size_t) w;
+            }
+        }
+        else {
+            FILE *fp = fdopen (dup (fd), "w");
+
+            if (fp != NULL) {
+                if (ov.have_in) {
+                    inspect_print_json (fp, &ov.in);
+                }
+                else {
+                    fputs ("{}\n", fp);
+                }
+                fclose (fp);
+            }
+        }
+        dprintf (fd, "\nVMCONVERT-REPORT-END\n");
+        fsync (fd);
+        close (fd);
+    }
+    if (r < 0) {
+        screen_say ("%s", err);
+    }
+    screen_say ("VMCONVERT-FIXUP-DONE %s", r == 0 ? "ok" : "failed");
+    overlay_free (&ov);
+    power (POST_POWEROFF);
 }
 
 static void
@@ -644,13 +897,22 @@ main (int argc, char **argv)
     mkdir (RUN_DIR, 0700);
     applog_open (RUN_DIR "/log");
     signal (SIGPIPE, SIG_IGN);
-    /* Rule 1: nothing writes the source disks.  The wait also lets slow
+    /* The fixup VM's disks are the host's overlays; everywhere else rule
+     * 1 holds: nothing writes the source disks.  The wait also lets slow
      * controllers finish finding theirs. */
+    if ((n = read_small_file ("/proc/cmdline", text, sizeof text)) >= 0) {
+        struct config early;
+
+        config_init (&early);
+        config_parse_cmdline (&early, text, (size_t) n);
+        fixup_vm = early.fixup_vm;
+    }
     settle_disks (30);
     screen_init ();
     screen_quiet_kernel ();
-    screen_say ("vmconvert appliance %s: every disk is now read-only",
-                VMC_VERSION);
+    screen_say (fixup_vm ? "vmconvert appliance %s: fixup VM (the disks are "
+                "overlays of the source)" : "vmconvert appliance %s: every "
+                "disk is now read-only", VMC_VERSION);
 
     config_init (&cfg);
     read_medium_config ();
@@ -675,6 +937,19 @@ main (int argc, char **argv)
     }
     screen_say ("disks:");
     show_disks ();
+    cfg.fixup_vm = fixup_vm;
+    if (fixup_vm) {
+        fixup_vm_run ();
+    }
+    /* Fail early: with the settings complete, the guest is inspected and
+     * fixed up before the network is even up. */
+    if (cfg.fixup != FIXUP_NO && cfg.server[0] != '\0' &&
+        cfg.fingerprint[0] != '\0' && !cfg.interactive &&
+        cfg.nerrors == 0 && disks_select (&disks, cfg.disks, why,
+                                           sizeof why) == 0) {
+        fix_done = fix_guest (err, sizeof err) == 0;
+        fix_failed = !fix_done;
+    }
 
     screen_say ("bringing up the network");
     net_ok = net_up (&cfg, why, sizeof why) == 0;
@@ -705,9 +980,20 @@ main (int argc, char **argv)
             cfg.nerrors = 0;
             cfg.interactive = false;
         }
-        if (disks_select (&disks, cfg.disks, why, sizeof why) == -1) {
+        if (fix_failed) {
+            fix_failed = false;
+            goto failed;            /* ERR says why */
+        }
+        if (!fixed && disks_select (&disks, cfg.disks, why, sizeof why) ==
+            -1) {
             snprintf (err, sizeof err, "%s", why);
             goto failed;
+        }
+        if (!fix_done && cfg.fixup != FIXUP_NO) {
+            if (fix_guest (err, sizeof err) < 0) {
+                goto failed;
+            }
+            fix_done = true;
         }
         write_facts ();
         memset (&rs, 0, sizeof rs);

@@ -11,15 +11,19 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../fixup/fixup.h"
+#include "../fixup/inspect.h"
 #include "../lib/copy.h"
 #include "../lib/error.h"
 #include "../lib/image.h"
 #include "../part/map.h"
 #include "cli.h"
+#include "fixup-vm.h"
 
 static void
 convert_usage (FILE *fp)
@@ -42,6 +46,21 @@ convert_usage (FILE *fp)
              "                            what the disk map (vmconvert map)\n"
              "                            counts as used is copied, the rest\n"
              "                            becomes zeros (holes)\n"
+             "      --fixup               make the guest ready for the target\n"
+             "                            hypervisor first (inspection,\n"
+             "                            pre-flight, fixups in the appliance\n"
+             "                            booted in QEMU over an overlay of\n"
+             "                            SRC, which is never written)\n"
+             "      --target T            kvm (default), hyperv or vmware\n"
+             "      --root ROOT           the root filesystem, when several\n"
+             "      --mac NAME=MAC        the MAC of the guest's interface\n"
+             "                            NAME, to pin its name (repeatable)\n"
+             "      --fixup-report FILE   the fixup report (JSON); default\n"
+             "                            DST.fixup.json\n"
+             "      --appliance DIR       the appliance's vmlinuz, initrd.img\n"
+             "      --fixup-memory MB     the fixup VM's memory (2048)\n"
+             "      --fixup-timeout S     give up on the fixup VM after S\n"
+             "                            seconds (default 7200)\n"
              "  -h, --help                this text\n"
              "\n"
              "Writable formats:\n");
@@ -69,6 +88,46 @@ list_create_options (const char *format)
     return 0;
 }
 
+/* Inspection and pre-flight on the host, before the VM: a guest that
+ * cannot be converted is refused in seconds. */
+static int
+host_preflight (struct image *src, const char *name,
+                const struct fixup_vm *f)
+{
+    struct inspect_opts io = { .root = f->root };
+    struct inspection in;
+    int r = -1;
+
+    insp_target_parse (f->target, &io.target);
+    if (inspect_disks (&in, &src, &name, 1, &io) < 0) {
+        cli_error ();
+        inspect_free (&in);
+        return -1;
+    }
+    preflight (&in, &io);
+    for (size_t i = 0; i < in.nproblems; i++) {
+        const struct insp_problem *p = &in.problems[i];
+
+        fprintf (stderr, "vmconvert: pre-flight %s: %s\n",
+                 p->sev == SEV_ERROR ? "error" : "warning", p->msg);
+        if (p->sev == SEV_ERROR && p->advice[0] != '\0') {
+            fprintf (stderr, "vmconvert:   what to do: %s\n", p->advice);
+        }
+    }
+    if (in.root >= 0 && in.nerrors == 0) {
+        fprintf (stderr, "vmconvert: guest: %s on %s, %s, %s, %zu kernel(s)\n",
+                 in.pretty, in.map.vols[in.root].name, in.firmware,
+                 in.initramfs_tool, in.nkernels);
+        r = 0;
+    }
+    else {
+        cli_errorf ("the guest cannot be converted (pre-flight); nothing "
+                    "was copied");
+    }
+    inspect_free (&in);
+    return r;
+}
+
 int
 cmd_convert (int argc, char **argv)
 {
@@ -80,6 +139,14 @@ cmd_convert (int argc, char **argv)
         { "progress", no_argument, NULL, 'p' },
         { "sync", no_argument, NULL, 's' },
         { "all-blocks", no_argument, NULL, 'B' },
+        { "fixup", no_argument, NULL, 'X' },
+        { "target", required_argument, NULL, 'T' },
+        { "root", required_argument, NULL, 'R' },
+        { "mac", required_argument, NULL, 'M' },
+        { "fixup-report", required_argument, NULL, 'P' },
+        { "appliance", required_argument, NULL, 'A' },
+        { "fixup-memory", required_argument, NULL, 'm' },
+        { "fixup-timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -91,7 +158,10 @@ cmd_convert (int argc, char **argv)
     struct image *src = NULL, *dst = NULL;
     bool progress = false, want_help = false, all_blocks = false;
     struct disk_map map;
-    bool have_map = false;
+    bool have_map = false, fixup = false;
+    struct fixup_vm fvm = { .target = "kvm", .timeout = 7200 };
+    const char *report_name = NULL;
+    char report_default[4096];
     struct stat st;
     int c, r = 1;
 
@@ -112,6 +182,36 @@ cmd_convert (int argc, char **argv)
         case 'p': progress = true; break;
         case 's': params.sync = true; break;
         case 'B': all_blocks = true; break;
+        case 'X': fixup = true; break;
+        case 'T': {
+            enum insp_target t;
+
+            if (insp_target_parse (optarg, &t) < 0) {
+                cli_error ();
+                goto out;
+            }
+            fvm.target = insp_target_name (t);
+            break;
+        }
+        case 'R': fvm.root = optarg; break;
+        case 'M': {
+            struct fixup_mac m;
+
+            if (fixup_parse_mac (optarg, &m) < 0) {
+                cli_error ();
+                goto out;
+            }
+            if (fvm.nmacs == sizeof fvm.macs / sizeof fvm.macs[0]) {
+                cli_errorf ("too many --mac options");
+                goto out;
+            }
+            fvm.macs[fvm.nmacs++] = optarg;
+            break;
+        }
+        case 'P': report_name = optarg; break;
+        case 'A': fvm.appliance = optarg; break;
+        case 'm': fvm.memory_mb = (int) strtol (optarg, NULL, 10); break;
+        case 't': fvm.timeout = (int) strtol (optarg, NULL, 10); break;
         case 'h': convert_usage (stdout); r = 0; goto out;
         default: convert_usage (stderr); goto out;
         }
@@ -143,6 +243,44 @@ cmd_convert (int argc, char **argv)
         cli_errorf ("%s: the destination is a file of the source image",
                     dst_name);
         goto out;
+    }
+    if (fixup) {
+        if (host_preflight (src, src_name, &fvm) < 0) {
+            goto out;
+        }
+        fvm.src = src_name;
+        fvm.src_format = src->fmt->name;
+        c = fixup_vm_run (&fvm);
+        if (fvm.report != NULL) {
+            FILE *fp;
+
+            if (report_name == NULL) {
+                snprintf (report_default, sizeof report_default,
+                          "%s.fixup.json", dst_name);
+                report_name = report_default;
+            }
+            fp = fopen (report_name, "we");
+            if (fp == NULL || fwrite (fvm.report, 1, fvm.report_len, fp) !=
+                fvm.report_len || fclose (fp) != 0) {
+                cli_errorf ("%s: the fixup report could not be written",
+                            report_name);
+                goto out;
+            }
+            fprintf (stderr, "vmconvert: fixup report: %s\n", report_name);
+        }
+        if (c != 0) {
+            cli_error ();
+            goto out;
+        }
+        fprintf (stderr, "vmconvert: the guest was fixed up in %.0f s; "
+                 "copying from the overlay\n", fvm.seconds);
+        image_close (src);
+        src_name = fvm.overlay;
+        src = image_open (src_name, "qcow2", 0);
+        if (src == NULL) {
+            cli_error ();
+            goto out;
+        }
     }
     if (!all_blocks) {
         if (disk_map_build (&map, &src, &src_name, 1) == -1) {
@@ -191,5 +329,6 @@ out:
     }
     image_close (src);
     options_free (&opts);
+    fixup_vm_cleanup (&fvm);
     return r;
 }
