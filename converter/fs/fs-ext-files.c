@@ -206,6 +206,10 @@ ext_file_read (struct ext_files *e, ext2_ino_t i,
         return 0;
     if (count > EXT_READ_MAX)
         count = EXT_READ_MAX;
+    /* libext2fs returns an inline-data file's whole inline area (60 bytes
+     * and more), whatever its size: never ask for more than the size. */
+    if (count > EXT2_I_SIZE (inode) - offset)
+        count = (size_t) (EXT2_I_SIZE (inode) - offset);
     err = ext2fs_file_open2 (e->fs, i, (struct ext2_inode *) inode, 0, &f);
     if (err) {
         ext_fail (e, i, "cannot open the file", err);
@@ -222,6 +226,16 @@ ext_file_read (struct ext_files *e, ext2_ino_t i,
     if (got > count) {
         vmc_error ("%s: ext: inode %u: read more than asked", e->v->name, i);
         return -1;
+    }
+    /* An inline-data file may be longer than its inline data (mke2fs -d
+     * makes a sparse file that way): past the data it reads as zeros, as
+     * the kernel reads it; libext2fs stops at the data's end. */
+    if ((inode->i_flags & EXT4_INLINE_DATA_FL) && got < count) {
+        uint64_t left = EXT2_I_SIZE (inode) - offset - got;
+        size_t z = count - got < left ? count - got : (size_t) left;
+
+        memset ((char *) buf + got, 0, z);
+        got += (unsigned int) z;
     }
     return got;
 }
