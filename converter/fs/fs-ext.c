@@ -39,6 +39,7 @@
 #include "../lib/byteorder.h"
 #include "../lib/checked-overflow.h"
 #include "../lib/error.h"
+#include "fs-ext.h"
 #include "fs.h"
 
 #define SB_OFFSET 1024
@@ -201,12 +202,16 @@ ext_io_read_blk64 (io_channel channel, unsigned long long block, int count,
     if (count < 0)
         len = (uint64_t) -(int64_t) count;
     else if (ckd_mul (&len, (uint64_t) count, (uint64_t) channel->block_size))
-        return EXT2_ET_SHORT_READ;
+        len = UINT64_MAX;
     if (len == 0)
         return 0;
+    /* A message too, for fs-ext-files.c, whose callers see it. */
     if (ckd_mul (&off, (uint64_t) block, (uint64_t) channel->block_size) ||
-        off > v->size || len > v->size - off || len > SIZE_MAX)
+        off > v->size || len > v->size - off || len > SIZE_MAX) {
+        vmc_error ("%s: ext: read of block %llu (x%d) is past the end of "
+                   "the volume", v->name, block, count);
         return EXT2_ET_SHORT_READ;
+    }
     if (v->pread (v, data, (size_t) len, off) < 0) {
         ext_read_failed = 1;
         return EXT2_ET_SHORT_READ;
@@ -346,6 +351,80 @@ et_init (void)
 }
 
 
+
+/* Open V with libext2fs through the io_manager above, read-only, 64-bit
+ * bitmaps, MMP not checked (check_mmp does), no journal replay: 0 with
+ * *FS set, or the libext2fs error (ext_read_failed says whether a read of
+ * the volume failed). */
+static errcode_t
+ext_open_fs (const struct volume *v, ext2_filsys *fs)
+{
+    int flags = EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP;
+    errcode_t err;
+
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
+#endif
+    pthread_once (&et_once, et_init);
+    ext_next_volume = v;
+    ext_read_failed = 0;
+    *fs = NULL;
+    err = ext2fs_open2 ("vmconvert-volume", NULL, flags, 0, 0,
+                        &ext_io_manager, fs);
+    ext_next_volume = NULL;
+    return err;
+}
+
+int
+ext_open_readonly (const struct volume *v, ext2_filsys *fs)
+{
+    struct ext_sb s;
+    uint64_t fs_bytes;
+    uint32_t unknown;
+    errcode_t err;
+    int ret;
+
+    *fs = NULL;
+    ret = read_sb (v, &s);
+    if (ret < 0)
+        return -1;
+    if (ret == 0) {
+        vmc_error ("%s: ext: no ext2/3/4 superblock with a usable geometry",
+                   v->name);
+        return -1;
+    }
+    if (ckd_mul (&fs_bytes, s.blocks, (uint64_t) s.block_size) ||
+        fs_bytes > v->size) {
+        vmc_error ("%s: ext: the filesystem (%" PRIu64 " blocks of %" PRIu32
+                   ") is larger than its volume", v->name, s.blocks,
+                   s.block_size);
+        return -1;
+    }
+    if ((s.blocks - s.first_data_block - 1) / s.blocks_per_group + 1 >
+        MAX_GROUPS) {
+        vmc_error ("%s: ext: too many block groups", v->name);
+        return -1;
+    }
+    /* Reading files does not need the journal replayed (what is on disk
+     * is read, as debugfs does), but an incompat feature we do not know
+     * may change how files are laid out. */
+    unknown = s.incompat & ~(uint32_t) (KNOWN_INCOMPAT |
+                                        EXT3_FEATURE_INCOMPAT_RECOVER);
+    if (unknown != 0) {
+        vmc_error ("%s: ext: unknown incompatible features 0x%" PRIx32,
+                   v->name, unknown);
+        return -1;
+    }
+    err = ext_open_fs (v, fs);
+    if (err) {
+        if (!ext_read_failed)
+            vmc_error ("%s: ext: libext2fs cannot open it: %s", v->name,
+                       error_message (err));
+        *fs = NULL;
+        return -1;
+    }
+    return 0;
+}
 
 /* The state checks that need only the superblock. */
 static int
@@ -556,7 +635,7 @@ ext_used (const struct volume *v, struct fs_result *r)
     struct ext_sb s;
     ext2_filsys fs = NULL;
     errcode_t err;
-    int flags, ret;
+    int ret;
     uint64_t fs_bytes;
     const unsigned char *u;
 
@@ -578,16 +657,7 @@ ext_used (const struct volume *v, struct fs_result *r)
     if (ret <= 0)
         return ret;
 
-    pthread_once (&et_once, et_init);
-    flags = EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP;
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
-#endif
-    ext_next_volume = v;
-    ext_read_failed = 0;
-    err = ext2fs_open2 ("vmconvert-volume", NULL, flags, 0, 0,
-                        &ext_io_manager, &fs);
-    ext_next_volume = NULL;
+    err = ext_open_fs (v, &fs);
     if (err) {
         if (ext_read_failed)
             return -1;

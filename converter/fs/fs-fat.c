@@ -25,28 +25,12 @@
 
 #include "../lib/byteorder.h"
 #include "../lib/checked-overflow.h"
+#include "fs-fat.h"
 #include "fs.h"
 
 /* FAT bytes handled per read (a multiple of 2, 3 and 4). */
 #define FAT_CHUNK 65532u
 
-struct fat_geom {
-    uint32_t bps;               /* bytes per sector */
-    uint32_t spc;               /* sectors per cluster */
-    uint32_t rsvd;              /* reserved sectors */
-    uint32_t nfats;
-    uint32_t root_ents;
-    uint32_t root_secs;
-    uint32_t fatsz;             /* sectors per FAT */
-    uint32_t totsec;
-    uint32_t media;
-    uint32_t clusters;          /* CountOfClusters */
-    int bits;                   /* 12, 16, 32 */
-    uint64_t fat_start;         /* bytes */
-    uint64_t data_start;        /* bytes */
-    uint64_t csize;             /* cluster size in bytes */
-    uint64_t end;               /* end of the last cluster, bytes */
-};
 
 static bool
 is_pow2 (uint32_t x)
@@ -90,8 +74,8 @@ bpb_basic (const unsigned char *b, struct fat_geom *g)
 }
 
 /* The full geometry.  NULL when it holds together, else why not. */
-static const char *
-bpb_geometry (const unsigned char *b, uint64_t vsize, struct fat_geom *g)
+const char *
+fat_bpb_geometry (const unsigned char *b, uint64_t vsize, struct fat_geom *g)
 {
     uint64_t meta, fatbytes, entries;
 
@@ -131,7 +115,15 @@ bpb_geometry (const unsigned char *b, uint64_t vsize, struct fat_geom *g)
     if (g->csize > 256 * 1024)
         return "cluster larger than 256 KiB";
     g->fat_start = (uint64_t) g->rsvd * g->bps;
+    g->root_start = g->fat_start + (uint64_t) g->nfats * g->fatsz * g->bps;
     g->data_start = meta * g->bps;
+    if (g->bits == 32) {
+        uint16_t ext = get_le16 (b + 40);
+
+        g->root_clus = get_le32 (b + 44);
+        /* BPB_ExtFlags bit 7: mirroring off, bits 0-3 the active FAT. */
+        g->active_fat = ext & 0x80 ? ext & 0x0F : 0;
+    }
     g->end = g->data_start + (uint64_t) g->clusters * g->csize;
     if ((uint64_t) g->totsec * g->bps > vsize)
         return "filesystem larger than its volume (truncated?)";
@@ -174,8 +166,8 @@ label_uuid (const unsigned char *b, int bits, struct fs_result *r)
 }
 
 /* FAT entry J of a chunk. */
-static uint32_t
-entry_at (const unsigned char *c, uint32_t j, int bits)
+uint32_t
+fat_entry_at (const unsigned char *c, uint32_t j, int bits)
 {
     if (bits == 16)
         return get_le16 (c + 2 * (size_t) j);
@@ -200,7 +192,7 @@ fat_used (const struct volume *v, struct fs_result *r)
 
     if (v->pread (v, b, 512, 0) < 0)
         return -1;
-    bad = bpb_geometry (b, v->size, &g);
+    bad = fat_bpb_geometry (b, v->size, &g);
     if (bad != NULL) {
         fs_all_used (r, "FAT: %s", bad);
         return 0;
@@ -275,7 +267,7 @@ fat_used (const struct volume *v, struct fs_result *r)
         }
         for (uint32_t j = 0; j < n; j++) {
             uint64_t c = entry0 + j;
-            uint32_t e = entry_at (fat, j, g.bits);
+            uint32_t e = fat_entry_at (fat, j, g.bits);
 
             if (c >= (uint64_t) g.clusters + 2)
                 break;
