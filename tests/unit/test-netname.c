@@ -238,8 +238,10 @@ build (void)
     hotplug ("9", "0000:00:09");
     net ("pci0000:00/0000:00:09.0", "eth14", "00:1b:21:00:09:00");
     pci ("pci0000:00/0000:00:0a.0", 0, 0);
-    link_up ("pci0000:00/0000:00:0a.0", "physfn", "devices/pci0000:00/0000:00:09.0");
-    link_up ("pci0000:00/0000:00:09.0", "virtfn3", "devices/pci0000:00/0000:00:0a.0");
+    link_up ("pci0000:00/0000:00:0a.0", "physfn",
+             "devices/pci0000:00/0000:00:09.0");
+    link_up ("pci0000:00/0000:00:09.0", "virtfn3",
+             "devices/pci0000:00/0000:00:0a.0");
     net ("pci0000:00/0000:00:0a.0", "eth15", "02:00:00:00:0a:00");
     attr ("pci0000:00/0000:00:0a.0/net/eth15", "addr_assign_type", "3\n");
     /* VMware's bogus onboard index 2^24-1, in slot 11 (0x0b). */
