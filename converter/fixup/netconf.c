@@ -228,7 +228,7 @@ classful (const char *a)
     return first < 128 ? 8 : first < 192 ? 16 : 24;
 }
 
-enum { DEF_HOST, DEF_CLASSFUL, DEF_NM };
+enum { DEF_HOST, DEF_CLASSFUL, DEF_NM, DEF_IFUPDOWN };
 
 /* Add the address S ("A", "A/N") with DEFPREFIX's rule for a missing
  * prefix; MASK (or NULL) a netmask or prefix given apart.  The index of
@@ -257,6 +257,9 @@ add_addr (struct net_config *c, struct net_iface *i, const char *s,
     }
     else if (def == DEF_CLASSFUL) {
         prefix = fam == 4 ? (int) classful (a) : 64;
+    }
+    else if (def == DEF_IFUPDOWN) {
+        prefix = fam == 4 ? (int) classful (a) : 128;
     }
     else {
         prefix = fam == 4 ? 24 : 64;
@@ -635,7 +638,7 @@ netconf_parse_ifupdown (struct net_config *c, const char *path,
             /* Options of a skipped stanza (lo, a mapping). */
         }
         else if (strcmp (w[0], "address") == 0 && nw >= 2) {
-            int k = add_addr (c, st.i, w[1], NULL, DEF_HOST);
+            int k = add_addr (c, st.i, w[1], NULL, DEF_IFUPDOWN);
 
             if (k >= 0 && strchr (w[1], '/') == NULL) {
                 st.bare |= 1u << k;

@@ -14,10 +14,12 @@
  * files may be parsed into the same net_config.
  *
  * When a file gives an address without a prefix, the prefix is what the
- * real tool would use: 32 or 128 (ifupdown and networkd pass the bare
- * address on), the classful one for IPv4 and 64 for IPv6 in ifcfg files
- * (ipcalc's default, as initscripts and NetworkManager apply it), 24 or
- * 64 in NetworkManager keyfiles.
+ * real tool would use: for IPv4 the classful one in ifupdown (ifup -n
+ * shows it) and ifcfg files (ipcalc's default, as initscripts and
+ * NetworkManager apply it), 24 in NetworkManager keyfiles, 32 in
+ * networkd; for IPv6 128 in ifupdown and networkd (the bare address goes
+ * to the kernel), 64 in ifcfg files and keyfiles.  netplan refuses an
+ * address without a prefix, and so do we.
  */
 #ifndef VMC_FIXUP_NETCONF_H
 #define VMC_FIXUP_NETCONF_H

@@ -138,7 +138,19 @@ test_ifupdown (void)
                   "/etc/network/interfaces.d/ens192",
                   "iface ens192 inet static\n address 192.168.10.21\n") == 0);
     i = find (&c, "ens192");
-    CHECK (c.n == 4 && i != NULL && has_addr (i, "192.168.10.21", 32));
+    CHECK (c.n == 4 && i != NULL && has_addr (i, "192.168.10.21", 24));
+    netconf_free (&c);
+
+    /* What ifup -n (ifupdown 0.8.41) does with bare addresses: IPv4 gets
+     * its class, IPv6 goes to ip(8) without one (128). */
+    CHECK (parse (&c, netconf_parse_ifupdown, "/etc/network/interfaces",
+                  "iface ens225 inet static\n    address 10.1.2.5\n"
+                  "iface ens225 inet6 static\n    address 2001:db8::6\n"
+                  "iface ens226 inet static\n    address 172.16.1.1\n")
+           == 0);
+    CHECK (c.n == 2 && has_addr (&c.v[0], "10.1.2.5", 8) &&
+           has_addr (&c.v[0], "2001:db8::6", 128) &&
+           has_addr (&c.v[1], "172.16.1.1", 16));
     netconf_free (&c);
     CHECK (c.n == 0 && c.v == NULL);
     netconf_free (NULL);
