@@ -95,4 +95,9 @@ int xfs_sb_decode (const unsigned char *sb, size_t len, uint64_t volsize,
  * field itself counted as zero, as every v5 metadata CRC is. */
 bool xfs_crc_ok (const unsigned char *buf, size_t len, size_t off);
 
+/* The XFS file reader (fs-xfs-files.c), for callers that want XFS alone
+ * rather than fs_files_for ("xfs"). */
+struct fs_files;
+extern const struct fs_files fs_files_xfs;
+
 #endif
