@@ -48,8 +48,8 @@
 #include "../lib/crc32c.h"
 #include "../lib/error.h"
 #include "fs.h"
+#include "xfs.h"
 
-#define XFS_SB_MAGIC 0x58465342u        /* "XFSB" */
 #define XFS_AGF_MAGIC 0x58414746u       /* "XAGF" */
 #define XFS_ABTB_MAGIC 0x41425442u      /* bnobt v4 */
 #define XFS_AB3B_MAGIC 0x41423342u      /* bnobt v5 */
@@ -59,7 +59,6 @@
 #define XLOG_UNMOUNT_TRANS 0x20
 #define NULLAGBLOCK 0xffffffffu
 
-#define SB_CRC_OFF 224
 #define AGF_CRC_OFF 216
 #define BT_CRC_OFF 52
 #define BT_HDR_V4 16
@@ -94,8 +93,8 @@ struct xfs {
 };
 
 
-static bool
-crc_ok (const unsigned char *buf, size_t len, size_t off)
+bool
+xfs_crc_ok (const unsigned char *buf, size_t len, size_t off)
 {
     static const unsigned char zero[4];
     uint32_t c = crc32c (0, buf, off);
@@ -149,81 +148,147 @@ ag_byte (const struct xfs *x, uint32_t agno, uint64_t agbno)
 
 /* ---- the superblock ---- */
 
+int
+xfs_sb_decode (const unsigned char *sb, size_t len, uint64_t volsize,
+               struct xfs_sb *s, char *why, size_t n)
+{
+    uint64_t end;
+
+    memset (s, 0, sizeof *s);
+    if (len < 512 || get_be32 (sb) != XFS_SB_MAGIC) {
+        snprintf (why, n, "superblock magic number wrong");
+        return -1;
+    }
+    s->blocksize = get_be32 (sb + 4);
+    s->dblocks = get_be64 (sb + 8);
+    s->rblocks = get_be64 (sb + 16);
+    s->rextents = get_be64 (sb + 24);
+    memcpy (s->uuid, sb + 32, 16);
+    memcpy (s->meta_uuid, sb + 32, 16);
+    s->logstart = get_be64 (sb + 48);
+    s->rootino = get_be64 (sb + 56);
+    s->agblocks = get_be32 (sb + 84);
+    s->agcount = get_be32 (sb + 88);
+    s->logblocks = get_be32 (sb + 96);
+    s->versionnum = get_be16 (sb + 100);
+    s->sectsize = get_be16 (sb + 102);
+    s->inodesize = get_be16 (sb + 104);
+    s->inopblock = get_be16 (sb + 106);
+    s->blocklog = sb[120];
+    s->sectlog = sb[121];
+    s->inodelog = sb[122];
+    s->inopblog = sb[123];
+    s->agblklog = sb[124];
+    s->inprogress = sb[126] != 0;
+    s->dirblklog = sb[192];
+
+    if ((s->versionnum & 0xf) != 4 && (s->versionnum & 0xf) != 5) {
+        snprintf (why, n, "superblock version %u unknown",
+                  s->versionnum & 0xf);
+        return -1;
+    }
+    s->crc = (s->versionnum & 0xf) == 5;
+    if (s->crc) {
+        s->ro_compat = get_be32 (sb + 212);
+        s->incompat = get_be32 (sb + 216);
+        s->log_incompat = get_be32 (sb + 220);
+        s->ftype = (s->incompat & XFS_SB_INCOMPAT_FTYPE) != 0;
+        if (s->incompat & XFS_SB_INCOMPAT_META_UUID)
+            memcpy (s->meta_uuid, sb + 248, 16);
+    } else if (s->versionnum & XFS_SB_VERSION_MOREBITS) {
+        s->features2 = get_be32 (sb + 200);
+        s->ftype = (s->features2 & XFS_SB_FEATURES2_FTYPE) != 0;
+    }
+    if (!is_pow2 (s->blocksize) || s->blocksize < 512 ||
+        s->blocksize > 65536 || s->blocklog != log2_of (s->blocksize)) {
+        snprintf (why, n, "block size %u invalid", s->blocksize);
+        return -1;
+    }
+    if (!is_pow2 (s->sectsize) || s->sectsize < 512 || s->sectsize > 32768 ||
+        s->sectsize > s->blocksize || s->sectlog != log2_of (s->sectsize)) {
+        snprintf (why, n, "sector size %u invalid", s->sectsize);
+        return -1;
+    }
+    if (s->crc && s->blocksize < 1024) {
+        snprintf (why, n, "v5 with block size %u", s->blocksize);
+        return -1;
+    }
+    if (s->crc && (len < s->sectsize ||
+                   !xfs_crc_ok (sb, s->sectsize, XFS_SB_CRC_OFF))) {
+        snprintf (why, n, "superblock CRC mismatch");
+        return -1;
+    }
+    /* XFS_MIN_AG_BLOCKS: also keeps the AG headers inside every AG. */
+    if (s->agcount == 0 || s->agblocks < 64 ||
+        s->agblklog != log2_of (s->agblocks) || s->agblklog > 31) {
+        snprintf (why, n, "AG geometry invalid (agcount %u, agblocks %u)",
+                  s->agcount, s->agblocks);
+        return -1;
+    }
+    if (s->dblocks == 0 ||
+        s->dblocks > (uint64_t) s->agcount * s->agblocks ||
+        s->dblocks < (uint64_t) (s->agcount - 1) * s->agblocks + 64) {
+        snprintf (why, n, "dblocks %llu does not match %u AGs of %u blocks",
+                  (unsigned long long) s->dblocks, s->agcount, s->agblocks);
+        return -1;
+    }
+    if (ckd_mul (&end, s->dblocks, (uint64_t) s->blocksize) ||
+        end > volsize) {
+        snprintf (why, n, "filesystem (%llu blocks) larger than the volume",
+                  (unsigned long long) s->dblocks);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 check_sb (struct xfs *x, const unsigned char *sb)
 {
-    const struct volume *v = x->v;
-    uint16_t version = get_be16 (sb + 100);
-    uint64_t end;
+    struct xfs_sb s;
+    char why[200];
+    int rc = xfs_sb_decode (sb, 32768, x->v->size, &s, why, sizeof why);
 
-    x->blocksize = get_be32 (sb + 4);
-    x->dblocks = get_be64 (sb + 8);
-    x->agblocks = get_be32 (sb + 84);
-    x->agcount = get_be32 (sb + 88);
-    x->sectsize = get_be16 (sb + 102);
-    x->agblklog = sb[124];
-    memcpy (x->fs_uuid, sb + 32, 16);
-    memcpy (x->uuid, sb + 32, 16);
+    if (is_pow2 (s.blocksize) && s.blocksize >= 512 && s.blocksize <= 65536)
+        x->r->block_size = s.blocksize;
+    if (rc < 0)
+        return fs_all_used (x->r, "XFS %s", why);
+    x->blocksize = s.blocksize;
+    x->dblocks = s.dblocks;
+    x->agblocks = s.agblocks;
+    x->agcount = s.agcount;
+    x->sectsize = s.sectsize;
+    x->agblklog = s.agblklog;
+    x->crc = s.crc;
+    memcpy (x->fs_uuid, s.uuid, 16);
+    memcpy (x->uuid, s.meta_uuid, 16);
 
-    if ((version & 0xf) != 4 && (version & 0xf) != 5)
-        return fs_all_used (x->r, "XFS superblock version %u unknown",
-                         version & 0xf);
-    x->crc = (version & 0xf) == 5;
-    if (!is_pow2 (x->blocksize) || x->blocksize < 512 ||
-        x->blocksize > 65536 || sb[120] != log2_of (x->blocksize))
-        return fs_all_used (x->r, "XFS block size %u invalid", x->blocksize);
-    if (!is_pow2 (x->sectsize) || x->sectsize < 512 || x->sectsize > 32768 ||
-        x->sectsize > x->blocksize || sb[121] != log2_of (x->sectsize))
-        return fs_all_used (x->r, "XFS sector size %u invalid", x->sectsize);
-    if (x->crc && x->blocksize < 1024)
-        return fs_all_used (x->r, "XFS v5 with block size %u", x->blocksize);
-    x->r->block_size = x->blocksize;
-    if (x->crc && !crc_ok (sb, x->sectsize, SB_CRC_OFF))
-        return fs_all_used (x->r, "XFS superblock CRC mismatch");
-    /* XFS_MIN_AG_BLOCKS: also keeps the AG headers inside every AG. */
-    if (x->agcount == 0 || x->agblocks < 64 ||
-        x->agblklog != log2_of (x->agblocks) || x->agblklog > 31)
-        return fs_all_used (x->r, "XFS AG geometry invalid (agcount %u, "
-                         "agblocks %u)", x->agcount, x->agblocks);
-    if (x->dblocks == 0 ||
-        x->dblocks > (uint64_t) x->agcount * x->agblocks ||
-        x->dblocks < (uint64_t) (x->agcount - 1) * x->agblocks + 64)
-        return fs_all_used (x->r, "XFS dblocks %llu does not match %u AGs of %u "
-                         "blocks", (unsigned long long) x->dblocks,
-                         x->agcount, x->agblocks);
-    if (ckd_mul (&end, x->dblocks, (uint64_t) x->blocksize) || end > v->size)
-        return fs_all_used (x->r, "XFS filesystem (%llu blocks) larger than the "
-                         "volume", (unsigned long long) x->dblocks);
-    if (sb[126] != 0)
+    if (s.inprogress)
         return fs_all_used (x->r, "XFS mkfs did not finish (sb_inprogress)");
-    if (get_be64 (sb + 16) != 0 || get_be64 (sb + 24) != 0)
+    if (s.rblocks != 0 || s.rextents != 0)
         return fs_all_used (x->r, "XFS has a realtime section (not mapped)");
 
     if (x->crc) {
-        uint32_t roc = get_be32 (sb + 212), inc = get_be32 (sb + 216);
-        uint32_t logi = get_be32 (sb + 220);
-
-        if (inc & INCOMPAT_NEEDSREPAIR)
+        if (s.incompat & INCOMPAT_NEEDSREPAIR)
             return fs_all_used (x->r, "XFS is marked as needing repair");
-        if (inc & ~INCOMPAT_KNOWN)
+        if (s.incompat & ~INCOMPAT_KNOWN)
             return fs_all_used (x->r, "XFS incompatible features 0x%x unknown",
-                             inc & ~INCOMPAT_KNOWN);
-        if (roc & ~RO_COMPAT_KNOWN)
+                             s.incompat & ~INCOMPAT_KNOWN);
+        if (s.ro_compat & ~RO_COMPAT_KNOWN)
             return fs_all_used (x->r, "XFS read-only-compatible features 0x%x "
-                             "unknown", roc & ~RO_COMPAT_KNOWN);
-        if (logi != 0)
+                             "unknown", s.ro_compat & ~RO_COMPAT_KNOWN);
+        if (s.log_incompat != 0)
             return fs_all_used (x->r, "XFS log incompatible features 0x%x set "
-                             "(log in use)", logi);
-        if (inc & INCOMPAT_META_UUID)
-            memcpy (x->uuid, sb + 248, 16);
+                             "(log in use)", s.log_incompat);
     } else {
-        if (version & ~(VERSION_KNOWN | 0xf))
-            return fs_all_used (x->r, "XFS version bits 0x%x unknown", version);
-        if ((version & 0x8000) &&
-            (get_be32 (sb + 200) & ~FEATURES2_KNOWN))
+        if (s.versionnum & ~(VERSION_KNOWN | 0xf))
+            return fs_all_used (x->r, "XFS version bits 0x%x unknown",
+                             s.versionnum);
+        if ((s.versionnum & XFS_SB_VERSION_MOREBITS) &&
+            (s.features2 & ~FEATURES2_KNOWN))
             return fs_all_used (x->r, "XFS features2 0x%x unknown",
-                             get_be32 (sb + 200));
-        if ((version & 0x8000) && (get_be32 (sb + 200) & 0x100))
+                             s.features2);
+        if ((s.versionnum & XFS_SB_VERSION_MOREBITS) &&
+            (s.features2 & XFS_SB_FEATURES2_CRC))
             return fs_all_used (x->r, "XFS v4 superblock with the CRC feature");
     }
     return 0;
@@ -404,7 +469,7 @@ check_bt_block (struct xfs *x, struct walk *w, uint32_t agbno,
     if (x->crc) {
         uint64_t daddr = ag_byte (x, w->agno, agbno) / 512;
 
-        if (!crc_ok (b, x->blocksize, BT_CRC_OFF)) {
+        if (!xfs_crc_ok (b, x->blocksize, BT_CRC_OFF)) {
             fs_all_used (x->r, "XFS AG %u %s block %u: CRC mismatch", w->agno, t,
                       agbno);
             return 1;
@@ -574,7 +639,7 @@ check_ag (struct xfs *x, uint32_t agno)
         get_be32 (agf + 8) != agno)
         return fs_all_used (x->r, "XFS AGF %u: bad magic, version or number",
                          agno);
-    if (x->crc && (!crc_ok (agf, x->sectsize, AGF_CRC_OFF) ||
+    if (x->crc && (!xfs_crc_ok (agf, x->sectsize, AGF_CRC_OFF) ||
                    memcmp (agf + 64, x->uuid, 16) != 0))
         return fs_all_used (x->r, "XFS AGF %u: CRC or UUID mismatch", agno);
     aglen = get_be32 (agf + 12);
