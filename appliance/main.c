@@ -539,12 +539,19 @@ write_facts (void)
 
     nics_scan ("/sys", &nics, 1);
     ms = open_memstream (&buf, &len);
-    if (fp != NULL && ms != NULL &&
-        facts_write (ms, "/sys", "/proc", &disks, &nics) == 0 &&
-        fclose (ms) == 0) {
-        char *end = len > 0 ? strrchr (buf, '}') : NULL;
-
+    if (ms != NULL && (facts_write (ms, "/sys", "/proc", &disks, &nics) < 0
+                       || ferror (ms))) {
+        fclose (ms);
         ms = NULL;
+        len = 0;
+    }
+    else if (ms != NULL) {
+        fclose (ms);
+        ms = NULL;
+    }
+    if (fp != NULL && buf != NULL && len > 0) {
+        char *end = strrchr (buf, '}');
+
         if (end != NULL && ov.report != NULL && ov.report_len > 0) {
             size_t rl = ov.report_len;
 
@@ -560,9 +567,6 @@ write_facts (void)
             fwrite (buf, 1, len, fp);
         }
         r = ferror (fp) ? -1 : 0;
-    }
-    if (ms != NULL) {
-        fclose (ms);
     }
     if (r < 0) {
         applog ("writing %s failed", FACTS_FILE);

@@ -1,16 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A guest's network configuration read from its tree (files.h) with the
- * parsers of netconf.c: every place each tool keeps it.
- *
- *   ifupdown        /etc/network/interfaces and what it sources
- *   ifcfg           /etc/sysconfig/network-scripts/ifcfg-*,
- *                   /etc/sysconfig/network/ifcfg-* (SUSE)
- *   NetworkManager  /etc/NetworkManager/system-connections/*
- *   netplan         /etc/netplan/*.yaml
- *   networkd        /etc/systemd/network/*.network
- *   names           /etc/udev/rules.d/*persistent-net*.rules,
- *                   /etc/systemd/network/*.link
+ * parsers of netconf.c, from every place each tool keeps it: ifupdown's
+ * /etc/network/interfaces and what it sources; ifcfg-NAME files in
+ * /etc/sysconfig/network-scripts (and /etc/sysconfig/network on SUSE);
+ * NetworkManager's keyfiles in /etc/NetworkManager/system-connections;
+ * netplan's YAML in /etc/netplan; networkd's .network files, and the
+ * .link files beside them, in /etc/systemd/network; udev rules that name
+ * interfaces in /etc/udev/rules.d.
  */
 #include <fnmatch.h>
 #include <stdio.h>

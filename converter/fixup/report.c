@@ -166,15 +166,16 @@ report_iface (struct fixup_report *r, const char *name, const char *mac,
 }
 
 static void
-section (FILE *fp, const char *name, FILE *src, const char *buf,
+section (FILE *fp, const char *name, FILE *src, char *const *buf,
          const size_t *len)
 {
+    /* The stream's buffer and length are only current after a flush. */
     fflush (src);
     fputc (',', fp);
     json_string (fp, name);
     fputs (":[", fp);
     if (*len > 0) {
-        fwrite (buf, 1, *len, fp);
+        fwrite (*buf, 1, *len, fp);
     }
     fputc (']', fp);
 }
@@ -200,11 +201,11 @@ report_write (const struct fixup_report *r, FILE *fp,
     fputs (",\"initramfs_tool\":", fp);
     json_string (fp, in->initramfs_tool);
     fputs ("}", fp);
-    section (fp, "changes", r->changes, r->changes_buf, &r->changes_len);
-    section (fp, "commands", r->commands, r->commands_buf, &r->commands_len);
-    section (fp, "interfaces", r->ifaces, r->ifaces_buf, &r->ifaces_len);
-    section (fp, "warnings", r->warnings, r->warnings_buf, &r->warnings_len);
-    section (fp, "errors", r->errors, r->errors_buf, &r->errors_len);
+    section (fp, "changes", r->changes, &r->changes_buf, &r->changes_len);
+    section (fp, "commands", r->commands, &r->commands_buf, &r->commands_len);
+    section (fp, "interfaces", r->ifaces, &r->ifaces_buf, &r->ifaces_len);
+    section (fp, "warnings", r->warnings, &r->warnings_buf, &r->warnings_len);
+    section (fp, "errors", r->errors, &r->errors_buf, &r->errors_len);
     fputs ("}\n", fp);
 }
 
