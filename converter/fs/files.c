@@ -623,7 +623,8 @@ tree_list (const struct tree *t, const char *path, bool *exists,
             vmc_error_prefix ("%s", path);
         goto out;
     }
-    qsort (l.e, l.n, sizeof *l.e, list_cmp);
+    if (l.n > 1)
+        qsort (l.e, l.n, sizeof *l.e, list_cmp);
     for (size_t i = 0; i < l.n; i++) {
         enum file_kind kind = l.e[i].kind;
 

@@ -100,7 +100,9 @@ struct tree {
 
 void tree_init (struct tree *t);
 /* Open the filesystem TYPE on V and mount it at PATH ("/" first).  The
- * volume is copied.  0, or -1 with a message. */
+ * volume is copied into T, and the filesystem keeps a pointer to the
+ * copy: T must not move in memory until tree_free.  0, or -1 with a
+ * message. */
 int tree_mount (struct tree *t, const char *path, const struct volume *v,
                 const char *type);
 void tree_free (struct tree *t);
@@ -134,7 +136,7 @@ ssize_t tree_read_head (const struct tree *t, const char *path, void *buf,
 ssize_t tree_readlink (const struct tree *t, const char *path, char *buf,
                        size_t cap);
 /* Call FN for each entry of directory PATH (symlinks followed), sorted by
- * name; 0 when done (also when PATH does not exist: *EXISTS false), FN's
+ * name (bytewise, strcmp); 0 when done (also when PATH does not exist: *EXISTS false), FN's
  * non-zero value, or -1 on an error. */
 int tree_list (const struct tree *t, const char *path, bool *exists,
                int (*fn) (void *opaque, const char *name,

@@ -205,7 +205,7 @@ ext_io_read_blk64 (io_channel channel, unsigned long long block, int count,
         len = UINT64_MAX;
     if (len == 0)
         return 0;
-    /* A message too, for fs-ext-files.c, whose callers see it. */
+    /* Say why in a message too: fs-ext-files.c passes it on. */
     if (ckd_mul (&off, (uint64_t) block, (uint64_t) channel->block_size) ||
         off > v->size || len > v->size - off || len > SIZE_MAX) {
         vmc_error ("%s: ext: read of block %llu (x%d) is past the end of "

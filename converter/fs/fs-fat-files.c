@@ -680,8 +680,8 @@ fat_files_pread (void *priv, uint64_t ino, void *buf, size_t count,
         count = (size_t) (de.size - offset);
     need = (de.size + f->g.csize - 1) / f->g.csize;
 
-    /* Check the whole chain once (it must end, not loop, and hold the
-     * file), then walk it from where the last read stopped. */
+    /* Check the whole chain once (it must end, not loop), then walk it
+     * from where the last read stopped. */
     if (f->chk_first != de.clus || f->chk_len == 0) {
         struct chain ch;
 
@@ -691,16 +691,18 @@ fat_files_pread (void *priv, uint64_t ino, void *buf, size_t count,
         while (ch.clus != 0)
             if (chain_next (f, &ch, what) < 0)
                 return -1;
-        if ((uint64_t) ch.index + 1 < need) {
-            vmc_error ("%s: FAT: %s: its %" PRIu32 " bytes need %" PRIu64
-                       " clusters, its chain has %" PRIu32, f->v->name,
-                       what, de.size, need, ch.index + 1);
-            return -1;
-        }
         f->chk_first = de.clus;
         f->chk_len = ch.index + 1;
         f->cur_index = 0;
         f->cur_clus = de.clus;
+    }
+    /* The chain must hold the file: checked on every read, as two entries
+     * may share a first cluster (crossed chains) and not a size. */
+    if (need > f->chk_len) {
+        vmc_error ("%s: FAT: %s: its %" PRIu32 " bytes need %" PRIu64
+                   " clusters, its chain has %" PRIu32, f->v->name, what,
+                   de.size, need, f->chk_len);
+        return -1;
     }
     k = (uint32_t) (offset / f->g.csize);
     if (k < f->cur_index) {

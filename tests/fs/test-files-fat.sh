@@ -92,6 +92,7 @@ fill () {
         mdel -i "$1" "::/gap$i" || return 1
         i=$((i + 2))
     done
+    fatpy nohint "$1" 0 - || return 1
     mcopy -i "$1" "$T/frag" ::/Deep/fragmented.bin || return 1
     i=1
     while [ "$i" -lt 40 ]; do
@@ -105,9 +106,13 @@ expected "$src" >"$T/expected"
 rm "$src/Deep/fragmented.bin"
 [ "$(wc -l <"$T/expected")" -gt 320 ] || fail "the source listing is short"
 
-# cluster_of IMG OFF PATH...: the first cluster and size of a file and
-# the FAT's geometry, read by this script from the spec (fatgen103),
-# independently of the reader under test.
+# fatpy OP IMG OFFSET PATH: the FAT at OFFSET of IMG read (and written)
+# by this script from the spec (fatgen103), independently of the reader
+# under test; PATH in 8.3 names.  OP: chain (print the FAT type and the
+# number of runs in PATH's chain), ntflags (print its byte 12), loop
+# (make its chain go back to its first cluster after three), free (free
+# its second cluster, leaving the chain pointing at it), nohint (forget
+# FAT32's next-free hint, so that mtools fills gaps first).
 fatpy () {
     /usr/bin/python3 - "$@" <<'EOF'
 import struct, sys
@@ -167,6 +172,12 @@ def find(dirclus, name):
         if n.decode("latin-1") == name:
             return e
     sys.exit("no " + name)
+if op == "nohint":
+    # FSI_Nxt_Free unknown: allocation starts from the first cluster.
+    if bits == 32:
+        f.seek(off + struct.unpack_from("<H", b, 48)[0] * bps + 492)
+        f.write(struct.pack("<I", 0xFFFFFFFF))
+    sys.exit(0)
 root = 0 if bits != 32 else struct.unpack_from("<I", b, 44)[0]
 e = None
 for comp in sys.argv[4].split("/"):
@@ -177,10 +188,13 @@ first, size = root, struct.unpack_from("<I", e, 28)[0]
 if op == "ntflags":
     print(e[12])
 elif op == "chain":
-    n, c = 0, first
+    runs, c = 0, first
     while c >= 2 and c < clusters + 2:
-        n += 1; c = fat_get(c)
-    print(bits, n)
+        nxt = fat_get(c)
+        if nxt != c + 1:
+            runs += 1
+        c = nxt
+    print(bits, runs)
 elif op == "loop":
     c, prev = first, None
     for _ in range(3):
@@ -203,9 +217,9 @@ check () {
         fail "$name: the listing differs from the source directory"
     fi
     # The filesystem is what it is meant to be, and the file fragmented.
-    set -- $(fatpy chain "$img" "$off" DEEP/FRAGME~1.BIN)
-    [ "$1" = "$bits" ] || fail "$name: FAT$1, not FAT$bits"
-    [ "$2" -gt 1 ] || fail "$name: fragmented.bin has one cluster"
+    info=$(fatpy chain "$img" "$off" DEEP/FRAGME~1.BIN)
+    [ "${info% *}" = "$bits" ] || fail "$name: FAT${info% *}, not FAT$bits"
+    [ "${info#* }" -gt 1 ] || fail "$name: fragmented.bin is not fragmented"
     [ "$(fatpy ntflags "$img" "$off" LOWER.TXT)" = 24 ] ||
         fail "$name: lower.txt has no NT lowercase flags"
 
