@@ -38,7 +38,7 @@ extern const struct fs_files fs_files_ext;
 extern const struct fs_files fs_files_fat;
 /* Weak until fs-xfs-files.c is part of the build: its address is NULL
  * while it is not. */
-extern const struct fs_files fs_files_xfs __attribute__ ((weak));
+extern const struct fs_files fs_files_xfs;
 
 #define TREE_PATH_MAX 4096          /* a path, with symlinks expanded */
 #define TREE_NAME_MAX 1023          /* one component (FAT's UTF-8 names
@@ -62,7 +62,7 @@ fs_files_for (const char *type)
     if (strcmp (type, "vfat") == 0)
         return &fs_files_fat;
     if (strcmp (type, "xfs") == 0)
-        return &fs_files_xfs != NULL ? &fs_files_xfs : NULL;
+        return &fs_files_xfs;
     return NULL;
 }
 

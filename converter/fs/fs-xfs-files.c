@@ -795,9 +795,9 @@ xfs_files_open (const struct volume *v, void **priv)
     if (s->inodesize < 256 || s->inodesize > 2048 ||
         (s->inodesize & (s->inodesize - 1)) != 0 ||
         s->inodesize > s->blocksize ||
-        (1u << s->inodelog) != s->inodesize ||
+        s->inodelog > 11 || (1u << s->inodelog) != s->inodesize ||
         s->inopblock != s->blocksize / s->inodesize ||
-        (1u << s->inopblog) != s->inopblock) {
+        s->inopblog > 8 || (1u << s->inopblog) != s->inopblock) {
         vmc_error ("xfs: %s: inode size %u (%u per block) invalid", v->name,
                    s->inodesize, s->inopblock);
         goto err;

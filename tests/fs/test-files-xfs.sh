@@ -171,6 +171,44 @@ format_of () {
         sed -n 's/^core.format = [0-9]* (\(.*\))$/\1/p'
 }
 
+# sbval IMG FIELD: a superblock field, as xfs_db prints it.
+sbval () {
+    xfs_db -r -c 'sb 0' -c "p $2" "$1" | awk '{print $3}'
+}
+
+# dir_form IMG PATH: the form of directory PATH (by where its blocks lie:
+# a leaf block at 32 GiB of directory offset, a free index at 64 GiB).
+dir_form () {
+    f=$(format_of "$1" "$2")
+    if [ "$f" != extents ] && [ "$f" != btree ]; then
+        echo "$f"
+        return
+    fi
+    bs=$(sbval "$1" blocksize)
+    xfs_db -r -c "path $2" -c bmap "$1" |
+        awk -v leaf=$(((32 << 30) / bs)) -v free=$(((64 << 30) / bs)) '
+            $1 == "data" && $3 >= free { node = 1 }
+            $1 == "data" && $3 >= leaf { l = 1 }
+            END { print node ? "node" : l ? "leaf" : "block" }'
+}
+
+# check_forms NAME IMG: the file and directory forms the tree is meant to
+# have (the directory forms need directory blocks of 4 KiB or more).
+check_forms () {
+    dirbs=$(( $(sbval "$2" blocksize) << $(sbval "$2" dirblklog) ))
+    for p in /short:local /a/b/top:extents; do
+        got=$(format_of "$2" "${p%:*}")
+        [ "$got" = "${p#*:}" ] || fail "$1: ${p%:*} is in $got format"
+    done
+    if [ "$dirbs" -ge 4096 ]; then
+        for p in /block:block /leaf:leaf /node:node; do
+            got=$(dir_form "$2" "${p%:*}")
+            [ "$got" = "${p#*:}" ] || fail "$1: ${p%:*} is in $got form"
+        done
+    fi
+    echo "$1: directory blocks of $dirbs bytes, forms as meant"
+}
+
 # compare NAME XFSREAD-ARGS...: xfsread's listing against the host's.
 compare () {
     name=$1
@@ -204,15 +242,11 @@ for opts in "" "-b size=1024 -n size=4096" "-i size=2048,nrext64=1"; do
     populate "$T/mnt"
     umount "$T/mnt" || fail "umount"
     losetup -d "$dev"
-    for p in /short:local /block:extents /big:btree; do
-        got=$(format_of "$img" "${p%:*}")
-        [ "$got" = "${p#*:}" ] || fail "v5 $opts: ${p%:*} is in $got format"
-    done
-    # The directory forms: a leaf block at 32 GiB, free index at 64 GiB.
-    dirblk=$(xfs_db -r -c 'sb 0' -c 'p dirblklog' "$img" | awk '{print $3}')
-    echo "v5 $opts: big is in btree format, dirblklog $dirblk"
+    got=$(format_of "$img" /big)
+    [ "$got" = btree ] || fail "v5 $opts: /big is in $got format"
+    check_forms "v5 $opts" "$img"
     compare "v5 $opts" "$img"
-    cp "$img" "$T/v5-$(echo "$opts" | tr -dc 'a-z0-9').raw"
+    [ -n "$opts" ] || cp "$img" "$T/v5-4k.raw"
 done
 
 # v4 from protofiles.
@@ -223,8 +257,9 @@ for opts in "-m crc=0 -n ftype=0" "-m crc=0 -b size=1024 -i size=512" \
     rm -f "$img"
     truncate -s 500M "$img"
     # shellcheck disable=SC2086 # $opts is several options
-    mkfs.xfs -q -f $opts -p "$T/proto" "$img" 2>/dev/null ||
+    mkfs.xfs -q -f $opts -p "$T/proto" "$img" >/dev/null 2>&1 ||
         fail "mkfs.xfs $opts -p"
+    check_forms "v4 $opts" "$img"
     compare "v4 $opts" "$img"
 done
 
@@ -241,5 +276,58 @@ if command -v qemu-img >/dev/null; then
     compare "partition, qcow2" -f qcow2 -o 1048576 -s $((821248 * 512)) \
         "$T/disk.qcow2"
 fi
+
+# Corruptions, each refused with a message naming what is wrong.
+cp "$T/v5-4k.raw" "$T/bad.raw"
+xfs_db -x -c "path /a/b/top" -c "write -d core.magic 0" "$T/bad.raw" \
+    >/dev/null 2>&1 || fail "xfs_db write core.magic"
+expect_error 1 "xfs: inode [0-9]+: bad magic number" \
+    "$XFSREAD" "$T/bad.raw" cat /a/b/top
+expect_error 1 "bad magic number" "$XFSREAD" "$T/bad.raw" find
+
+cp "$T/v5-4k.raw" "$T/bad.raw"
+xfs_db -x -c "path /a/b/top" -c "write -d u3.bmx[0].startblock 99999999" \
+    "$T/bad.raw" >/dev/null 2>&1 || fail "xfs_db write startblock"
+expect_error 1 "xfs: inode [0-9]+: an extent at block 99999999\+1 is outside" \
+    "$XFSREAD" "$T/bad.raw" cat /a/b/top
+
+cp "$T/v5-4k.raw" "$T/bad.raw"
+fsb=$(xfs_db -r -c "path /block" -c bmap "$T/bad.raw" |
+    sed -n '1s/.*startblock \([0-9]*\) .*/\1/p')
+byte=$(xfs_db -r -c "convert fsb $fsb byte" "$T/bad.raw" |
+    sed -n 's/.*(\([0-9]*\)).*/\1/p')
+[ -n "$byte" ] || fail "no byte offset for /block's first block"
+printf '\000\000\000\000' |
+    dd of="$T/bad.raw" bs=1 seek="$byte" conv=notrunc status=none
+expect_error 1 "xfs: directory inode [0-9]+: block 0: bad magic number" \
+    "$XFSREAD" "$T/bad.raw" find /block
+expect_error 1 "bad magic number" "$XFSREAD" "$T/bad.raw" cat /block/e00001-x
+
+# An incompatible feature bit nobody knows (the superblock CRC made right
+# again, so that the feature is what is refused).
+cp "$T/v5-4k.raw" "$T/bad.raw"
+/usr/bin/python3 - "$T/bad.raw" <<'EOF'
+import struct, sys
+def crc32c(buf):
+    crc = 0xffffffff
+    for b in buf:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+with open(sys.argv[1], "r+b") as f:
+    sb = bytearray(f.read(65536))
+    ss = struct.unpack_from(">H", sb, 102)[0]
+    sb = sb[:ss]
+    inc = struct.unpack_from(">I", sb, 216)[0]
+    struct.pack_into(">I", sb, 216, inc | 0x40000000)
+    struct.pack_into("<I", sb, 224, 0)
+    struct.pack_into("<I", sb, 224, crc32c(sb))
+    f.seek(0)
+    f.write(sb)
+EOF
+expect_error 1 "xfs: .*: incompatible features 0x40000000 unknown" \
+    "$XFSREAD" "$T/bad.raw" find
+rm -f "$T/bad.raw"
 
 echo ok
