@@ -36,8 +36,6 @@
 
 extern const struct fs_files fs_files_ext;
 extern const struct fs_files fs_files_fat;
-/* Weak until fs-xfs-files.c is part of the build: its address is NULL
- * while it is not. */
 extern const struct fs_files fs_files_xfs;
 
 #define TREE_PATH_MAX 4096          /* a path, with symlinks expanded */
