@@ -31,6 +31,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "../converter/lib/error.h"
@@ -746,6 +747,14 @@ fixup_vm_run (void)
     int fd = open ("/dev/ttyS1", O_WRONLY | O_NOCTTY | O_CLOEXEC);
 
     if (fd >= 0) {
+        struct termios tio;
+
+        /* Raw, fast: the report's bytes as they are. */
+        if (tcgetattr (fd, &tio) == 0) {
+            cfmakeraw (&tio);
+            cfsetospeed (&tio, B115200);
+            tcsetattr (fd, TCSANOW, &tio);
+        }
         dprintf (fd, "\nVMCONVERT-REPORT-BEGIN\n");
         if (ov.report != NULL) {
             size_t off = 0;
@@ -773,7 +782,8 @@ fixup_vm_run (void)
             }
         }
         dprintf (fd, "\nVMCONVERT-REPORT-END\n");
-        fsync (fd);
+        /* Powering off next: the port's buffer must be out first. */
+        tcdrain (fd);
         close (fd);
     }
     if (r < 0) {

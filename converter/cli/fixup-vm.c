@@ -321,8 +321,8 @@ fixup_vm_run (struct fixup_vm *f)
             return -1;
         }
     }
-    snprintf (drive, sizeof drive, "file=%s,format=qcow2,if=virtio,"
-              "cache=writeback,serial=vmconvert-disk0", f->overlay);
+    snprintf (drive, sizeof drive, "file=%s,format=qcow2,if=none,id=disk0,"
+              "cache=writeback", f->overlay);
     snprintf (mem, sizeof mem, "%d", f->memory_mb > 0 ? f->memory_mb : 2048);
     argv[a++] = getenv ("VMCONVERT_QEMU") != NULL ? getenv ("VMCONVERT_QEMU")
                 : "qemu-system-x86_64";
@@ -346,6 +346,8 @@ fixup_vm_run (struct fixup_vm *f)
     argv[a++] = append;
     argv[a++] = "-drive";
     argv[a++] = drive;
+    argv[a++] = "-device";
+    argv[a++] = "virtio-blk-pci,drive=disk0,serial=vmconvert-disk0";
     argv[a++] = "-nic";
     argv[a++] = "none";
     {
@@ -439,6 +441,10 @@ out:
 void
 fixup_vm_cleanup (struct fixup_vm *f)
 {
+    if (f->tmpdir[0] != '\0' && getenv ("VMCONVERT_KEEP_FIXUP_VM") != NULL) {
+        fprintf (stderr, "vmconvert: fixup VM files kept in %s\n", f->tmpdir);
+        f->tmpdir[0] = '\0';
+    }
     if (f->tmpdir[0] != '\0') {
         const char *names[] = { "overlay.qcow2", "console.log", "report.txt",
                                 NULL };
