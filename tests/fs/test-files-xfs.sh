@@ -125,7 +125,7 @@ EOF
 # listing DIR: what xfsread find must print, made by the host's tools.
 listing () {
     (
-        cd "$1"
+        cd "$1" || exit 1
         find . -mindepth 1 \( -type d -printf '%P\td\t-\t%m\t-\n' \) -o \
             \( -type l -printf '%P\tl\t%s\t%m\t%l\n' \) -o \
             \( -type f -printf '%P\tf\t%s\t%m\t\n' \) | sed 's|^|/|' >"$T/l1"
@@ -220,7 +220,8 @@ compare () {
         diff "$T/want" "$T/got" | head -n 20
         fail "$name: xfsread's listing differs from the host's"
     fi
-    echo "$name: $(wc -l <"$T/got") entries identical ($(($(date +%s) - start))s)"
+    secs=$(($(date +%s) - start))
+    echo "$name: $(wc -l <"$T/got") entries identical (${secs}s)"
 }
 
 # The source tree and its listing.

@@ -87,7 +87,8 @@ collect (void *opaque, const char *name, uint64_t ino, enum file_kind kind)
 static void
 read_file (uint64_t ino, uint64_t size)
 {
-    uint64_t offs[3] = { 0, size / 2, size > READ_CHUNK ? size - READ_CHUNK : 0 };
+    uint64_t offs[3] = { 0, size / 2,
+                         size > READ_CHUNK ? size - READ_CHUNK : 0 };
 
     for (int i = 0; i < 3; i++) {
         ssize_t n = ops->pread (fs, ino, rbuf, sizeof rbuf, offs[i]);
