@@ -1031,7 +1031,8 @@ xfs_files_readlink (void *priv, uint64_t ino, char *buf, size_t cap)
             if (get_be32 (b) != XSLM_MAGIC || get_be32 (b + 4) != done ||
                 get_be32 (b + 8) != n ||
                 memcmp (b + 16, s->meta_uuid, 16) != 0 ||
-                get_be64 (b + 32) != ino || get_be64 (b + 40) != e->byte / 512) {
+                get_be64 (b + 32) != ino ||
+                get_be64 (b + 40) != e->byte / 512) {
                 vmc_error ("xfs: inode %llu: remote symlink extent %zu: bad "
                            "header", (unsigned long long) ino, j);
                 goto out;

@@ -125,7 +125,7 @@ EOF
 # listing DIR: what xfsread find must print, made by the host's tools.
 listing () {
     (
-        cd "$1"
+        cd "$1" || exit 1
         find . -mindepth 1 \( -type d -printf '%P\td\t-\t%m\t-\n' \) -o \
             \( -type l -printf '%P\tl\t%s\t%m\t%l\n' \) -o \
             \( -type f -printf '%P\tf\t%s\t%m\t\n' \) | sed 's|^|/|' >"$T/l1"
@@ -220,7 +220,8 @@ compare () {
         diff "$T/want" "$T/got" | head -n 20
         fail "$name: xfsread's listing differs from the host's"
     fi
-    echo "$name: $(wc -l <"$T/got") entries identical ($(($(date +%s) - start))s)"
+    secs=$(($(date +%s) - start))
+    echo "$name: $(wc -l <"$T/got") entries identical (${secs}s)"
 }
 
 # The source tree and its listing.
@@ -240,12 +241,21 @@ for opts in "" "-b size=1024 -n size=4096" "-i size=2048,nrext64=1"; do
     mount -o allocsize=4k "$dev" "$T/mnt" || fail "mount $opts"
     cleanup_fn "umount $T/mnt 2>/dev/null"
     populate "$T/mnt"
+    touch -d '2040-02-03 04:05:06' "$T/mnt/a/b/top"
+    chown 1234:5678 "$T/mnt/a/b/top"
+    want_stat="f 3000 100600 1234 5678 $(stat -c %Y "$T/mnt/a/b/top")"
     umount "$T/mnt" || fail "umount"
     losetup -d "$dev"
     got=$(format_of "$img" /big)
     [ "$got" = btree ] || fail "v5 $opts: /big is in $got format"
     check_forms "v5 $opts" "$img"
     compare "v5 $opts" "$img"
+    got=$("$XFSREAD" "$img" stat /a/b/top) || fail "xfsread stat"
+    [ "$got" = "$want_stat" ] ||
+        fail "v5 $opts: stat /a/b/top gives $got, the kernel said $want_stat"
+    expect_error 1 "no such file" "$XFSREAD" "$img" stat /node/e99999
+    expect_error 1 "xfs: inode [0-9]+ is not a directory" \
+        "$XFSREAD" "$img" stat /a/b/top/x
     [ -n "$opts" ] || cp "$img" "$T/v5-4k.raw"
 done
 

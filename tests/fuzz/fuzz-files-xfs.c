@@ -14,12 +14,13 @@
  * symlink's length is its size and its target a string of that length.
  *
  * Seeds (corpus/files-xfs) are the non-zero sectors of small filesystems
- * (TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -d size=64m ..., which
- * lifts the 300 MiB minimum) holding a short-form, a block, a leaf and a
+ * (TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -d agcount=2 ... on a
+ * 64 MiB file; the variables lift the 300 MiB minimum) holding a short-form, a block, a leaf and a
  * node directory (hard links, so few inodes), a file in btree format
  * (written in interleaved zero-filled pieces, so its data costs nothing),
- * files with holes and inline and remote symlinks, with the log and every
- * free inode zeroed, through tests/fuzz/mkseed-sparse.py:
+ * files with holes and inline and remote symlinks; then the log and every
+ * free inode (magic "IN", mode 0) overwritten with zeros, which this
+ * reader never reads, and the rest through tests/fuzz/mkseed-sparse.py:
  *   v5-1k  -b size=1024 -m reflink=0, mounted and filled by the kernel;
  *   v5-4k  the default 4 KiB blocks, the same way;
  *   v4-1k  -m crc=0 -b size=1024 -n ftype=0, filled by mkfs.xfs -p;
@@ -87,7 +88,8 @@ collect (void *opaque, const char *name, uint64_t ino, enum file_kind kind)
 static void
 read_file (uint64_t ino, uint64_t size)
 {
-    uint64_t offs[3] = { 0, size / 2, size > READ_CHUNK ? size - READ_CHUNK : 0 };
+    uint64_t offs[3] = { 0, size / 2,
+                         size > READ_CHUNK ? size - READ_CHUNK : 0 };
 
     for (int i = 0; i < 3; i++) {
         ssize_t n = ops->pread (fs, ino, rbuf, sizeof rbuf, offs[i]);
