@@ -142,8 +142,14 @@ demo: deps all
 bench: deps all build-tests iso
 	tests/bench/bench.sh
 
+# The appliance's kernel and initrd go too when they were built (make
+# initramfs): convert --fixup boots them from PREFIX/share/vmconvert.
 install: $(PROG) $(APPLIANCE)
 	install -D -m 0755 $(PROG) $(DESTDIR)$(BINDIR)/vmconvert
+	@if [ -f $(VMLINUZ) ] && [ -f $(INITRD) ]; then \
+	    install -D -m 0644 $(VMLINUZ) $(DESTDIR)$(PREFIX)/share/vmconvert/vmlinuz; \
+	    install -D -m 0644 $(INITRD) $(DESTDIR)$(PREFIX)/share/vmconvert/initrd.img; \
+	fi
 
 clean:
 	rm -rf build
