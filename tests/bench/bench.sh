@@ -15,6 +15,8 @@
 #             the loopback counters give its bytes on the wire
 #   appliance the appliance ISO booted under QEMU: image sizes, seconds to
 #             the first byte received, throughput inside the appliance
+#   fixup     convert --fixup on the test guests (the appliance in QEMU),
+#             beside qemu-img convert of the same image (no fixups)
 #
 # A section is a function section_NAME that builds its inputs (cached in
 # build/bench/, rebuilt only when missing), then calls run_group once per
@@ -60,7 +62,7 @@ SOURCES=${BENCH_SOURCES:-raw vmdk vhdx}
 OUT_FORMAT=${BENCH_OUT_FORMAT:-qcow2}
 VERIFY=${BENCH_VERIFY:-1}
 TIMEOUT=${BENCH_TIMEOUT:-600}
-ALL_SECTIONS="convert send appliance"
+ALL_SECTIONS="convert send appliance fixup"
 SEND_PEERS=${BENCH_SEND_PEERS:-nbdcopy-qemu-nbd nbdcopy-raw qemu-img}
 
 # Goals (see BENCHMARKS.md).
@@ -771,6 +773,16 @@ section_appliance () {
         echo "### The appliance under QEMU"
         echo
         "$top/tests/bench/bench-appliance.sh" || echo "(failed: see above)"
+        echo
+    } >>"$TABLES"
+}
+
+section_fixup () {
+    say "fixup: convert --fixup on the test guests under QEMU"
+    {
+        echo "### convert --fixup on the test guests"
+        echo
+        "$top/tests/bench/bench-fixup.sh" || echo "(failed: see above)"
         echo
     } >>"$TABLES"
 }
