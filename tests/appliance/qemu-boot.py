@@ -20,11 +20,17 @@ Boot media (one of):
   --pxe TFTPDIR --bootfile NAME            PXE through QEMU's TFTP (slirp)
 Firmware: SeaBIOS, or --uefi (OVMF; a private copy of the variable store).
 Disks: --disk PATH[,if=virtio|ahci|ide|pvscsi|lsi|megasas|scsi-virtio|nvme]
-       [,format=raw|qcow2|vmdk|...][,serial=S][,readonly]   (repeatable)
-Network: --nic virtio|e1000|e1000e|vmxnet3 and --user-net OPTS (slirp
-options, e.g. restrict=on,guestfwd=10.0.2.100:7010=CMD, where CMD is run
-for each guest connection with the connection on its stdin/stdout; a CMD
-that is only a port number means the fwd-relay tool to 127.0.0.1:PORT).
+       [,format=raw|qcow2|vmdk|...][,serial=S][,readonly][,snapshot]
+       (repeatable).  readonly: the guest sees a read-only disk; snapshot:
+       the guest may write, its writes go to a temporary overlay and the
+       file is never written (for booting a source image as it is).
+Network: --nic MODEL[,addr=SLOT][,mac=MAC], MODEL virtio|e1000|e1000e|
+vmxnet3; addr puts the NIC in PCI slot SLOT (hex or decimal, as QEMU reads
+it: a guest's predictable name follows it, e.g. ens3), mac sets its MAC.
+--user-net OPTS (slirp options, e.g. restrict=on,guestfwd=10.0.2.100:7010=CMD,
+where CMD is run for each guest connection with the connection on its
+stdin/stdout; a CMD that is only a port number means the fwd-relay tool to
+127.0.0.1:PORT).
 """
 
 import argparse
@@ -104,6 +110,25 @@ def user_net_options(specs):
     return out
 
 
+def nic_spec(spec):
+    """--nic MODEL[,addr=SLOT][,mac=MAC]: QEMU's device and its options."""
+    parts = spec.split(",")
+    if parts[0] not in NIC_MODELS:
+        die("--nic %s: unknown model %s (%s)" % (
+            spec, parts[0], ", ".join(sorted(NIC_MODELS))))
+    opts = ""
+    for p in parts[1:]:
+        k, _, v = p.partition("=")
+        if k == "addr" and re.fullmatch(r"(0x)?[0-9a-fA-F]{1,2}", v):
+            opts += ",addr=" + v
+        elif k == "mac" and re.fullmatch(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}", v):
+            opts += ",mac=" + v
+        else:
+            die("--nic %s: expected addr=SLOT or mac=XX:XX:XX:XX:XX:XX, not %s"
+                % (spec, p))
+    return NIC_MODELS[parts[0]], opts
+
+
 def disk_args(specs, tmp):
     """-drive/-device arguments for each --disk, one controller per kind."""
     args = []
@@ -120,15 +145,18 @@ def disk_args(specs, tmp):
         fmt = opts.pop("format", "raw")
         serial = opts.pop("serial", None)
         readonly = opts.pop("readonly", None) == "on"
+        snapshot = opts.pop("snapshot", None) == "on"
         if opts:
             die("--disk %s: unknown option(s) %s" % (spec, ", ".join(opts)))
         if not os.path.exists(path):
             die("--disk %s: no such file" % path)
         drive = "file=%s,format=%s,if=none,id=disk%d" % (path, fmt, n)
-        if readonly:
+        if snapshot or (readonly and kind in ("ahci", "ide")):
             # IDE and AHCI disks refuse read-only drives: their writes go
             # to a temporary overlay instead, the file stays untouched.
-            drive += ",snapshot=on" if kind in ("ahci", "ide") else ",readonly=on"
+            drive += ",snapshot=on"
+        elif readonly:
+            drive += ",readonly=on"
         ser = ",serial=" + serial if serial else ""
         args += ["-drive", drive]
         if kind == "virtio":
@@ -203,8 +231,8 @@ def build_command(a, tmp):
         netdev = netdev or ["user", "id=n0"]
         netdev += user_net_options(a.user_net)
     if netdev:
-        model = NIC_MODELS[a.nic or "virtio"]
-        dev = "%s,netdev=n0" % model
+        model, nic_opts = nic_spec(a.nic or "virtio")
+        dev = "%s,netdev=n0%s" % (model, nic_opts)
         # Only a PXE boot needs the NIC's iPXE option ROM; without it the
         # firmware gets to the boot medium sooner.
         dev += ",bootindex=0" if a.pxe else ",romfile="
@@ -258,7 +286,8 @@ def main():
     p.add_argument("--bootfile")
     p.add_argument("--uefi", action="store_true")
     p.add_argument("--disk", action="append", default=[])
-    p.add_argument("--nic", choices=sorted(NIC_MODELS))
+    p.add_argument("--nic", metavar="MODEL[,addr=SLOT][,mac=MAC]",
+                   help="MODEL: " + ", ".join(sorted(NIC_MODELS)))
     p.add_argument("--user-net", action="append", default=[], metavar="OPTS")
     p.add_argument("--expect", action="append", default=[], metavar="REGEX")
     p.add_argument("--fail", action="append", default=[], metavar="REGEX")
