@@ -83,12 +83,24 @@ for tool in mmdebstrap sfdisk losetup partx mkfs.ext4 mkswap qemu-img flock \
     command -v "$tool" >/dev/null 2>&1 || die "needs $tool (./install-deps)"
 done
 
+# The build's mounts live in a mount namespace of its own: no other
+# namespace keeps them (and their loop devices) busy, and they vanish with
+# the build however it ends.
+if [ -z "${GUEST_BUILD_NS:-}" ]; then
+    GUEST_BUILD_NS=1 exec unshare --mount --propagation private "$0" "$variant" "$out"
+fi
+# LVM's tools warn about every inherited descriptor (the locks below).
+LVM_SUPPRESS_FD_WARNINGS=1
+export LVM_SUPPRESS_FD_WARNINGS
+
 cache=${GUEST_CACHE:-$top/build/guests/cache}
 mkdir -p "$cache/debs" "$(dirname "$out")"
 cache=$(cd "$cache" && pwd)
 
 # The same packages and the same SCSI drivers in every variant.  Docs,
-# man pages and translations are left out to keep the images small.
+# man pages, translations and the kernel's drivers for sound, TV, wireless,
+# InfiniBand and sensors are left out to keep the images small (dpkg
+# knows they are excluded; no package is modified).
 base_packages="linux-image-amd64 grub-pc systemd-sysv udev kmod dbus
     initramfs-tools zstd e2fsprogs iproute2 open-vm-tools"
 extra_packages="dracut lvm2 ifupdown"
@@ -99,6 +111,12 @@ path-exclude=/usr/share/locale/*
 path-include=/usr/share/locale/locale.alias
 path-exclude=/usr/share/doc/*
 path-include=/usr/share/doc/*/copyright"
+for d in sound drivers/media drivers/net/wireless drivers/infiniband \
+        drivers/iio drivers/staging; do
+    nodoc="$nodoc
+path-exclude=/lib/modules/*/kernel/$d/*
+path-exclude=/usr/lib/modules/*/kernel/$d/*"
+done
 
 # sources: the apt sources the bootstrap uses (the mirror's files).
 sources () {
@@ -176,15 +194,18 @@ flock 9
 work=$(mktemp -d "${TMPDIR:-/tmp}/guest-$variant.XXXXXX")
 mnt=$work/root
 raw=$work/disk.raw
-loops=""
+# The loop devices attached so far, newest first (attach runs in command
+# substitutions: a variable would not outlive them).
+loops=$work/loops
+: >"$loops"
 cleanup () {
     status=$?
     set +e
     if mountpoint -q "$mnt"; then
         umount -R "$mnt" || umount -R -l "$mnt"
     fi
-    for l in $loops; do
-        losetup -d "$l"
+    for l in $(cat "$loops"); do
+        detach "$l"
     done
     rm -rf "$work"
     exit "$status"
@@ -192,12 +213,24 @@ cleanup () {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
+# detach LOOP: detach a loop device, waiting while something still has it
+# open (the kernel then refuses or defers the detach).
+detach () {
+    for _i in 1 2 3 4 5 6 7 8 9 10; do
+        losetup -d "$1" 2>/dev/null || true
+        [ -n "$(losetup -l -n -O BACK-FILE "$1" 2>/dev/null)" ] || return 0
+        sleep 1
+    done
+    echo "make-debian-guest: $1 is still attached" >&2
+    return 1
+}
+
 # attach FILE [losetup options]: a loop device over FILE; prints its name.
 attach () {
     _f=$1
     shift
     _l=$(losetup --show -f "$@" "$_f")
-    loops="$_l $loops"
+    echo "$_l $(cat "$loops")" >"$loops"
     echo "$_l"
 }
 
@@ -215,7 +248,7 @@ truncate -s "${disk_mib}M" "$raw"
 if [ "$variant" = lvm ]; then
     sfdisk -q "$raw" <<'EOF'
 label: gpt
-start=1MiB, size=1MiB, type=21686148-6449-6E61-6E6F-744E65656449, name=bios
+start=1MiB, size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=bios
 size=160MiB, type=L, name=boot
 type=E6D6D379-F507-44C2-A23C-238F2A3DF928, name=lvm
 EOF
@@ -242,8 +275,10 @@ if [ "$variant" = lvm ]; then
         shift
         "$_c" --config "$lvmconf" --driverloaded n "$@"
     }
-    lvm_ pvcreate -q "${disk}p3" >/dev/null
-    lvm_ vgcreate -q vg0 "${disk}p3" >/dev/null
+    lvm_ pvcreate -q "${disk}p3" >"$work/lvm.log" 2>&1 ||
+        { cat "$work/lvm.log" >&2; die "pvcreate failed"; }
+    lvm_ vgcreate -q vg0 "${disk}p3" >"$work/lvm.log" 2>&1 ||
+        { cat "$work/lvm.log" >&2; die "vgcreate failed"; }
     # (Each warns that activation is disabled and the LV not zeroed.)
     lvm_ lvcreate -q -an -Zn -Wn -n swap -L 48M vg0 >"$work/lvm.log" 2>&1 ||
         { cat "$work/lvm.log" >&2; die "lvcreate swap failed"; }
@@ -253,8 +288,9 @@ if [ "$variant" = lvm ]; then
         "${disk}p3" 2>/dev/null | tr -d ' ')
     extent=$(lvm_ vgs --noheadings --units b --nosuffix -o vg_extent_size \
         vg0 2>/dev/null | tr -d ' ')
-    part3=$(($(cat "/sys/block/${disk#/dev/}/${disk#/dev/}p3/start") * 512))
     # lv_loop LV: a loop device over LV's (single, contiguous) segment.
+    # It is stacked on the PV's partition, not on the disk file: GRUB's
+    # 10_linux skips a root on a loop device whose backing is a file.
     lv_loop () {
         _r=$(lvm_ lvs --noheadings -o seg_pe_ranges "vg0/$1" 2>/dev/null |
             tr -d ' ')
@@ -265,7 +301,7 @@ if [ "$variant" = lvm ]; then
         _r=${_r#*:}
         _first=${_r%-*}
         _last=${_r#*-}
-        attach "$raw" -o $((part3 + pe_start + _first * extent)) \
+        attach "${disk}p3" -o $((pe_start + _first * extent)) \
             --sizelimit $(((_last - _first + 1) * extent))
     }
     rootdev=$(lv_loop root)
@@ -274,12 +310,15 @@ if [ "$variant" = lvm ]; then
     mkfs.ext4 -q "$bootdev"
     guest_root=/dev/mapper/vg0-root
     guest_swap=/dev/mapper/vg0-swap
+    # What update-grub will take for the root's device (see lv_loop).
+    grub_root=${disk}p3
 else
     rootdev=${disk}p1
     swapdev=${disk}p2
     bootdev=
     guest_root=/dev/sda1
     guest_swap=/dev/sda2
+    grub_root=$rootdev
 fi
 mkfs.ext4 -q "$rootdev"
 mkswap "$swapdev" >/dev/null
@@ -294,6 +333,9 @@ tar -C "$mnt" --numeric-owner --xattrs --xattrs-include='*' -xpf "$base"
 mount --bind /dev "$mnt/dev"
 mount -t proc proc "$mnt/proc"
 mount -t sysfs sysfs "$mnt/sys"
+# Scratch space of the build (dracut's staging) is not the guest's.
+mount -t tmpfs tmpfs "$mnt/tmp"
+mount -t tmpfs tmpfs "$mnt/var/tmp"
 mkdir -p "$mnt/mnt/debs"
 mount --bind -o ro "$cache/debs" "$mnt/mnt/debs"
 
@@ -405,6 +447,7 @@ itools | lvm)
     echo FSTYPE=ext4 >"$mnt/etc/initramfs-tools/conf.d/fixture-build"
     ;;
 dracut)
+    mkdir -p "$mnt/etc/dracut.conf.d"
     cat >"$mnt/etc/dracut.conf.d/10-vmware.conf" <<EOF
 # Only what this machine needs to boot (its VMware SCSI controllers).
 hostonly="yes"
@@ -500,10 +543,11 @@ in_guest grub-install --target=i386-pc "$disk" >"$work/grub.log" 2>&1 ||
 in_guest update-grub >>"$work/grub.log" 2>&1 ||
     { cat "$work/grub.log" >&2; die "update-grub failed"; }
 cfg=$mnt/boot/grub/grub.cfg
-sed -i -e "s|root=$rootdev |root=$guest_root |" \
+sed -i -e "s|root=$grub_root |root=$guest_root |" \
     -e "s|hostdisk/$disk|hd0|g" -e "s|$disk|/dev/sda|g" "$cfg"
 grep -q "^[[:space:]]*linux[[:space:]].* root=$guest_root " "$cfg" ||
-    die "grub.cfg has no linux line with root=$guest_root"
+    die "grub.cfg has no linux line with root=$guest_root:" \
+        "$(grep '^[[:space:]]*linux[[:space:]]' "$cfg")"
 if grep -n -e /dev/loop -e 'root=UUID' "$cfg" >"$work/bad"; then
     die "grub.cfg still names: $(cat "$work/bad")"
 fi
@@ -511,7 +555,7 @@ fi
 if [ "$variant" = lvm ]; then
     # An installed system keeps a backup of its VG's metadata.
     mkdir -p "$mnt/etc/lvm/backup"
-    lvm_ vgcfgbackup -q -f "$mnt/etc/lvm/backup/vg0" vg0 2>/dev/null
+    lvm_ vgcfgbackup -q -f "$mnt/etc/lvm/backup/vg0" vg0 >/dev/null 2>&1
 fi
 
 # Logs and caches of the build are not the guest's.
@@ -526,10 +570,10 @@ du -sm "$mnt" --exclude=proc --exclude=sys --exclude=dev -x 2>/dev/null |
 fstrim "$mnt" 2>/dev/null || true
 [ -z "$bootdev" ] || fstrim "$mnt/boot" 2>/dev/null || true
 umount -R "$mnt"
-for l in $loops; do
-    losetup -d "$l"
+for l in $(cat "$loops"); do
+    detach "$l"
 done
-loops=""
+: >"$loops"
 
 log "converting to VMDK"
 rm -f "$out.tmp"
