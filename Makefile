@@ -8,6 +8,7 @@
 #   make install      install to $(DESTDIR)$(PREFIX)/bin
 #   make iso          the appliance's boot ISO, build/vmconvert.iso
 #   make pxe          the appliance's network boot files, build/pxe/
+#   make guest-images the Debian test guests of the fixup tests, build/guests/
 #
 # Objects go under $(BUILD) (build/ by default); the AddressSanitizer +
 # UBSan build lives in build/asan and the libFuzzer build in build/fuzz, all
@@ -134,12 +135,13 @@ check: deps
 	$(MAKE) check-asan
 	$(MAKE) fuzz-build
 	$(MAKE) appliance-test-images
+	$(MAKE) guest-images
 	tests/run
 
 demo: deps all
 	tests/demo.sh
 
-bench: deps all build-tests iso
+bench: deps all build-tests iso guest-images
 	tests/bench/bench.sh
 
 # The appliance's kernel and initrd go too when they were built (make
@@ -249,3 +251,24 @@ $(DMTEST_INITRD): $(KERNEL_STAMP) $(DMTEST) $(INITRD_INPUTS)
 
 appliance-test-images: $(VMLINUZ) $(INITRD) $(PROBE_INITRD) $(DMTEST_INITRD) \
                        $(BUILD)/tests/tools/fwd-relay
+
+# ---- Test guests for the guest fixups: tests/guests/ ---------------------
+#
+# build/guests/VARIANT.vmdk: a Debian 12 machine as installed on VMware,
+# built from Debian's packages by tests/guests/make-debian-guest.sh (as
+# root: loop devices and chroots).  Each is rebuilt only when the script or
+# the probe it installs changed (VARIANT.vmdk.stamp holds their sha256);
+# the three build alongside each other, sharing one bootstrap and the
+# package cache in build/guests/cache.
+GUEST_DIR      = $(BUILD)/guests
+GUEST_VARIANTS = itools dracut lvm
+GUEST_IMAGES   = $(foreach v,$(GUEST_VARIANTS),$(GUEST_DIR)/$(v).vmdk)
+
+.PHONY: guest-images
+
+guest-images:
+	+$(Q)$(MAKE) --no-print-directory -j3 $(GUEST_IMAGES)
+
+$(GUEST_DIR)/%.vmdk: FORCE
+	$(Q)GUEST_CACHE=$(GUEST_DIR)/cache tests/guests/make-debian-guest.sh \
+	    --if-changed $* $@
