@@ -55,7 +55,7 @@ rpm_owner (const struct guest *g, const struct fixup_opts *o,
     if (*l == '\0' || strchr (l, ' ') != NULL || strlen (l) >= cap) {
         return -1;
     }
-    snprintf (pkg, cap, "%s", l);
+    memcpy (pkg, l, strlen (l) + 1);
     return 0;
 }
 

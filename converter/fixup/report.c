@@ -249,7 +249,7 @@ fixup_parse_mac (const char *s, struct fixup_mac *m)
         return -1;
     }
     m->mac[o] = '\0';
-    snprintf (m->name, sizeof m->name, "%s", name);
+    memcpy (m->name, name, strlen (name) + 1);   /* checked: at most 15 */
     snprintf (m->from, sizeof m->from, "command line");
     return 0;
 }
