@@ -116,3 +116,213 @@ expect "$T/a.json" '[.hypervisor_tools[].kind] | join(",")' vmware
 expect "$T/a.json" '.hypervisor_tools[0].evidence' /usr/bin/vmtoolsd
 expect "$T/a.json" .convertible true
 echo "a. RHEL 9: ok"
+
+# ---- b. Debian 12 --------------------------------------------------------
+
+mkdir "$T/droot"
+debian_tree "$T/droot"
+D=$T/debian.raw
+debian_disk "$D" "$T/droot"
+inspect "$T/b.json" "$D"
+[ "$st" -eq 0 ] || { jq -c .problems "$T/b.json" >&2; fail "Debian: exit $st"; }
+expect "$T/b.json" .root "$D p1"
+expect "$T/b.json" .os.distro debian
+expect "$T/b.json" .os.version 12
+expect "$T/b.json" .os.package_format dpkg
+expect "$T/b.json" .boot.firmware bios
+expect "$T/b.json" .boot.bootloader grub2
+expect "$T/b.json" .boot.config /boot/grub/grub.cfg
+expect "$T/b.json" .boot.cmdline "root=/dev/sda1 ro quiet"
+expect "$T/b.json" .boot.initramfs_tool initramfs-tools
+expect "$T/b.json" '.fstab | length' 3
+expect "$T/b.json" '.fstab[] | select(.file == "/") | [.spec, .volume, .by_device] | join(" ")' \
+    "/dev/sda1 $D p1 true"
+expect "$T/b.json" '.fstab[] | select(.type == "swap") | [.spec, .volume, .by_device] | join(" ")' \
+    "/dev/sda2 $D p2 true"
+expect "$T/b.json" '.fstab[] | select(.file == "/media/cdrom0") | .volume' null
+expect "$T/b.json" '.filesystems[] | select(.volume == "'"$D"' p1") | .uuid' "$D_ROOT_UUID"
+expect "$T/b.json" '.filesystems[] | select(.volume == "'"$D"' p2") | [.type, .uuid] | join(" ")' \
+    "swap $D_SWAP_UUID"
+# Newest kernel first; both initrds read past their early cpio.
+expect "$T/b.json" '[.kernels[].version] | join(" ")' "$D_KVER $D_KVER2"
+for k in 0 1; do
+    expect "$T/b.json" ".kernels[$k].initrd_note" null
+    expect "$T/b.json" ".kernels[$k].drivers.virtio_blk" module
+    expect "$T/b.json" "[.kernels[$k].initrd_drivers | to_entries[] | select(.value) | .key] | join(\" \")" \
+        "vmw_pvscsi vmxnet3"
+    expect "$T/b.json" ".kernels[$k].initrd_drivers.virtio_blk" false
+done
+expect "$T/b.json" '.kernels[1].initrd' "/boot/initrd.img-$D_KVER2"
+expect "$T/b.json" '[.hypervisor_tools[] | .package] | join(" ")' open-vm-tools
+expect "$T/b.json" '.hypervisor_tools[0].kind' vmware
+expect "$T/b.json" '[.network[] | .name] | join(" ")' ens3
+expect "$T/b.json" '.network[0].source' /etc/network/interfaces.d/ens3
+expect "$T/b.json" '.network[0].tool' ifupdown
+expect "$T/b.json" '.network[0].addresses | join(" ")' "$D_ADDR"
+expect "$T/b.json" '.network[0].gateway4' 192.0.2.1
+echo "b. Debian 12: ok"
+
+# ---- c. the root on LVM --------------------------------------------------
+
+# A PV in partition 2 (p1 is /boot), VG vg0 with LVs swap and root, made
+# by the LVM tools with activation off; root's ext4 is written into the
+# LV's extents, where `lvs` says they are.
+mkdir "$T/lroot" "$T/lboot"
+debian_tree "$T/lroot"
+mv "$T/lroot/boot/"* "$T/lboot/"
+L_ROOT_UUID=4c5d6e7f-8091-4a2b-bc3d-4e5f60718293
+L_BOOT_UUID=a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d
+cat >"$T/lroot/etc/fstab" <<EOF
+/dev/mapper/vg0-root /     ext4 errors=remount-ro 0 1
+UUID=$L_BOOT_UUID /boot ext4 defaults 0 2
+/dev/mapper/vg0-swap none  swap sw 0 0
+EOF
+sed -i 's,root=/dev/sda1,root=/dev/mapper/vg0-root,' "$T/lboot/grub/grub.cfg"
+LV=$T/lvm.raw
+truncate -s 180M "$LV"
+printf 'label: dos\nstart=1MiB, size=64MiB, type=83\nstart=65MiB, size=112MiB, type=8e\n' |
+    sfdisk -q "$LV" || fail "sfdisk lvm"
+ext4_img "$T/lboot.img" 64M "$L_BOOT_UUID" boot "$T/lboot"
+put_at "$LV" 1 "$T/lboot.img"
+export LVM_SYSTEM_DIR=$T/lvmconf
+mkdir -p "$LVM_SYSTEM_DIR"
+cat >"$LVM_SYSTEM_DIR/lvm.conf" <<'EOF'
+devices { obtain_device_list_from_udev = 0 external_device_info_source = "none" use_devicesfile = 0 }
+activation { udev_sync = 0 udev_rules = 0 }
+global { activation = 0 }
+backup { backup = 0 archive = 0 }
+EOF
+cleanup_fn "losetup -j '$LV' | cut -d: -f1 | xargs -r -n1 losetup -d"
+PV=$(losetup -f --show -o $((65 << 20)) --sizelimit $((112 << 20)) "$LV") ||
+    fail "losetup"
+lvm_ () {
+    _c=$1
+    shift
+    "$_c" --devices "$PV" "$@" >>"$T/lvm.log" 2>&1 || { cat "$T/lvm.log" >&2; fail "$_c $*"; }
+}
+lvm_ pvcreate -ff -y "$PV"
+lvm_ vgcreate -s 4M vg0 "$PV"
+lvm_ lvcreate -an -Zn -Wn -n swap -L 16M vg0
+lvm_ lvcreate -an -Zn -Wn -n root -L 80M vg0
+pe_start=$(pvs --devices "$PV" --noheadings --units b --nosuffix -o pe_start "$PV" 2>/dev/null | tr -d ' ')
+seg () { lvs --devices "$PV" --noheadings -o seg_pe_ranges "vg0/$1" 2>/dev/null | tr -d ' '; }
+first () { _s=$(seg "$1"); _s=${_s#*:}; echo "${_s%-*}"; }
+[ "$(seg root | grep -c .)" -eq 1 ] || fail "root LV in several segments: $(seg root)"
+root_off=$((65 * 1048576 + pe_start + $(first root) * 4194304))
+swap_off=$((65 * 1048576 + pe_start + $(first swap) * 4194304))
+losetup -d "$PV"
+ext4_img "$T/lroot.img" 80M "$L_ROOT_UUID" root "$T/lroot"
+dd if="$T/lroot.img" of="$LV" bs=1M seek=$((root_off / 1048576)) conv=notrunc,sparse status=none
+[ $((root_off % 1048576)) -eq 0 ] || fail "root LV not MiB-aligned"
+swap_img "$T/lswap.img" 16M "$D_SWAP_UUID"
+dd if="$T/lswap.img" of="$LV" bs=1M seek=$((swap_off / 1048576)) conv=notrunc,sparse status=none
+rm -f "$T/lroot.img" "$T/lswap.img" "$T/lboot.img"
+
+inspect "$T/c.json" "$LV"
+[ "$st" -eq 0 ] || { jq -c .problems "$T/c.json" >&2; fail "LVM: exit $st"; }
+expect "$T/c.json" .root vg0/root
+expect "$T/c.json" '.filesystems[] | select(.volume == "vg0/root") | .uuid' "$L_ROOT_UUID"
+expect "$T/c.json" '.fstab[] | select(.file == "/") | [.volume, .by_device] | join(" ")' "vg0/root false"
+expect "$T/c.json" '.fstab[] | select(.type == "swap") | .volume' vg0/swap
+expect "$T/c.json" '.fstab[] | select(.file == "/boot") | .volume' "$LV p1"
+expect "$T/c.json" '.kernels[0].version' "$D_KVER"
+expect "$T/c.json" '.boot.cmdline' "root=/dev/mapper/vg0-root ro quiet"
+echo "c. root on LVM: ok"
+
+# ---- d. refusals ---------------------------------------------------------
+
+# variant NAME: a copy of the Debian tree in $T/NAME to change; then
+# variant_disk NAME makes $T/NAME.raw of it.
+variant () { rm -rf "${T:?}/$1"; cp -a "$T/droot" "$T/$1"; }
+variant_disk () { debian_disk "$T/$1.raw" "$T/$1"; rm -rf "${T:?}/$1"; }
+# refused NAME CODE [OPTS]: inspect exits 3 with error CODE.
+refused () {
+    _n=$1 _c=$2
+    shift 2
+    inspect "$T/$_n.json" "$@" "$T/$_n.raw"
+    [ "$st" -eq 3 ] || fail "$_n: exit status $st, expected 3"
+    has_problem "$T/$_n.json" "$_c"
+    expect "$T/$_n.json" .convertible false
+}
+
+# The root not cleanly unmounted (the journal needs recovery).
+variant unclean
+debian_disk "$T/unclean.raw" "$T/unclean"
+dd if="$T/unclean.raw" of="$T/unclean.p1" bs=1M skip=1 count=64 status=none
+debugfs -w -R "feature needs_recovery" "$T/unclean.p1" >/dev/null 2>&1 ||
+    fail "debugfs needs_recovery"
+put_at "$T/unclean.raw" 1 "$T/unclean.p1"
+rm -rf "$T/unclean.p1" "$T/unclean"
+refused unclean unclean-fs
+
+# A hibernated guest: the swap's signature replaced by a suspend one at
+# the end of its first page.
+cp "$D" "$T/hib.raw"
+printf 'S1SUSPEND\000' | dd of="$T/hib.raw" bs=1 seek=$((65 * 1048576 + 4096 - 10)) \
+    conv=notrunc status=none
+refused hib hibernated
+
+# Two roots: the Debian root twice (the second with its own UUID).
+TWO=$T/two.raw
+truncate -s 140M "$TWO"
+printf 'label: dos\nstart=1MiB, size=64MiB, type=83\nstart=65MiB, size=64MiB, type=83\n' |
+    sfdisk -q "$TWO" || fail "sfdisk two"
+ext4_img "$T/r1.img" 64M "$D_ROOT_UUID" root "$T/droot"
+ext4_img "$T/r2.img" 64M 77777777-6666-4555-8444-333333333333 root2 "$T/droot"
+put_at "$TWO" 1 "$T/r1.img"
+put_at "$TWO" 65 "$T/r2.img"
+rm -f "$T/r1.img" "$T/r2.img"
+refused two several-roots
+expect "$T/two.json" '.roots | join(",")' "$TWO p1,$TWO p2"
+expect "$T/two.json" .root null
+inspect "$T/two-first.json" --root first "$TWO"
+[ "$st" -eq 0 ] || { jq -c .problems "$T/two-first.json" >&2; fail "--root first: exit $st"; }
+expect "$T/two-first.json" .root "$TWO p1"
+inspect "$T/two-2.json" --root "UUID=77777777-6666-4555-8444-333333333333" "$TWO"
+expect "$T/two-2.json" .root "$TWO p2"
+inspect "$T/two-bad.json" --root "LABEL=nothere" "$TWO"
+[ "$st" -eq 3 ] || fail "--root LABEL=nothere: exit $st"
+has_problem "$T/two-bad.json" root-not-found
+
+# No kernel at all.
+variant nokernel
+rm -f "$T/nokernel/boot/vmlinuz-"*
+variant_disk nokernel
+refused nokernel no-kernel
+
+# Kernels whose modules lack virtio_blk (and no other kernel has it).
+variant nodrv
+for k in "$D_KVER" "$D_KVER2"; do
+    sed -i '/virtio_blk/d' "$T/nodrv/usr/lib/modules/$k/modules.dep"
+done
+variant_disk nodrv
+refused nodrv no-driver-kernel
+grep -q "lacks virtio_blk" "$T/nodrv.json" || fail "no-driver-kernel does not name virtio_blk"
+
+# No initramfs tool.
+variant notool
+rm -f "$T/notool/usr/sbin/update-initramfs"
+variant_disk notool
+refused notool initramfs-tool
+
+# /boot too full for a new initramfs: a 24 MiB /boot holding a 12 MiB
+# initrd (a new one needs that and 16 MiB more).
+variant full
+mkdir "$T/fullboot"
+mv "$T/full/boot/"* "$T/fullboot/"
+rm "$T/fullboot/vmlinuz-$D_KVER2" "$T/fullboot/initrd.img-$D_KVER2"
+head -c $((12 << 20)) /dev/zero | tr '\0' 'x' >>"$T/fullboot/initrd.img-$D_KVER"
+sed -i '/swap/d' "$T/full/etc/fstab"
+printf 'UUID=%s /boot ext4 defaults 0 2\n' 12345678-9abc-4def-8123-456789abcdef >>"$T/full/etc/fstab"
+FULL=$T/full.raw
+truncate -s 100M "$FULL"
+printf 'label: dos\nstart=1MiB, size=64MiB, type=83\nstart=65MiB, size=24MiB, type=83\n' |
+    sfdisk -q "$FULL" || fail "sfdisk full"
+ext4_img "$T/fr.img" 64M "$D_ROOT_UUID" root "$T/full"
+ext4_img "$T/fb.img" 24M 12345678-9abc-4def-8123-456789abcdef boot "$T/fullboot"
+put_at "$FULL" 1 "$T/fr.img"
+put_at "$FULL" 65 "$T/fb.img"
+rm -rf "$T/fr.img" "$T/fb.img" "$T/full" "$T/fullboot"
+refused full boot-space
+expect "$T/full.json" '.fstab[] | select(.file == "/boot") | .volume' "$FULL p2"
+echo "d. refusals: ok"
