@@ -170,7 +170,7 @@ struct reader {
     uint64_t size, off;             /* the file; the next byte to read */
     unsigned char *buf;
     size_t pos, len;                /* the unread bytes are buf[pos..len) */
-    uint64_t total;                 /* decompressed bytes of an archive */
+    uint64_t total;                 /* decompressed bytes, all archives */
 };
 
 /* Make sure some bytes are buffered: 1 when there are, 0 at the end of
@@ -207,6 +207,9 @@ cpio_restart (struct cpio *c)
     c->hlen = 0;
 }
 
+/* The bound is on the whole file, not on each compressed archive: a file
+ * of many small archives that each decompress to nearly MAX_OUTPUT would
+ * otherwise take minutes. */
 static int
 out_feed (struct reader *r, struct cpio *c, const unsigned char *p,
           size_t n)
@@ -246,7 +249,6 @@ do_gzip (struct reader *r, struct cpio *c, unsigned char *out)
     z_stream z;
     int ret = Z_OK, f;
 
-    r->total = 0;
     memset (&z, 0, sizeof z);
     if (inflateInit2 (&z, 16 + MAX_WBITS) != Z_OK) {
         vmc_error ("zlib: cannot start");
@@ -287,7 +289,6 @@ do_zstd (struct reader *r, struct cpio *c, unsigned char *out)
     size_t ret = 1;
     int f;
 
-    r->total = 0;
     if (z == NULL) {
         vmc_error ("zstd: cannot start");
         return -1;
@@ -330,7 +331,6 @@ do_xz (struct reader *r, struct cpio *c, unsigned char *out)
     lzma_ret ret = LZMA_OK;
     int f;
 
-    r->total = 0;
     if (lzma_stream_decoder (&z, UINT64_C (1) << 30, 0) != LZMA_OK) {
         vmc_error ("xz: cannot start");
         return -1;

@@ -326,3 +326,109 @@ rm -rf "$T/fr.img" "$T/fb.img" "$T/full" "$T/fullboot"
 refused full boot-space
 expect "$T/full.json" '.fstab[] | select(.file == "/boot") | .volume' "$FULL p2"
 echo "d. refusals: ok"
+
+# ---- e. hostile guests ---------------------------------------------------
+
+# hostile NAME: inspect answers within 30 s with exit 0 or 3 and JSON
+# (inspect checks that), and the kernels' initrd notes are printed.
+hostile () {
+    inspect "$T/$1.json" "$T/$1.raw"
+    expect "$T/$1.json" .root "$T/$1.raw p1"
+}
+
+# /etc/os-release a symlink loop; /usr/lib/os-release absent: the release
+# comes from debian_version.
+variant loop
+rm "$T/loop/etc/os-release"
+ln -s os-release.d "$T/loop/etc/os-release"
+ln -s os-release "$T/loop/etc/os-release.d"
+variant_disk loop
+hostile loop
+expect "$T/loop.json" .os.distro debian
+expect "$T/loop.json" .os.version 12.8
+
+# An fstab of 10000 lines, every 50th of 4000 bytes, after the real
+# entries: those still count (and only INSP_MAX_FSTAB entries are kept).
+# Then one of 40 MB: too big to read, a warning.
+bigfstab () {
+    /usr/bin/python3 - "$1" "$2" <<'EOF'
+import sys
+path, every = sys.argv[1], int(sys.argv[2])
+with open(path, "a") as f:
+    for i in range(10000):
+        if i % every == 0:
+            f.write("/dev/sdb%d /" % i + "x" * 4000 + " ext4 defaults 0 0\n")
+        elif i % 3 == 1:
+            f.write("#" + "y" * 30 + "\n")
+        else:
+            f.write("tmpfs /tmp/%d tmpfs defaults 0 0\n" % i)
+EOF
+}
+variant bigfstab
+bigfstab "$T/bigfstab/etc/fstab" 50
+variant_disk bigfstab
+hostile bigfstab
+expect "$T/bigfstab.json" '.fstab[0] | [.spec, .volume] | join(" ")' "/dev/sda1 $T/bigfstab.raw p1"
+expect "$T/bigfstab.json" '.fstab | length' 64
+variant hugefstab
+bigfstab "$T/hugefstab/etc/fstab" 1
+variant_disk hugefstab
+hostile hugefstab
+expect "$T/hugefstab.json" '.problems[] | select(.code == "unreadable-file") | .message | test("/etc/fstab")' true
+
+# Broken initrds: the gzip'ed one cut in the middle of its main archive,
+# the zstd one replaced by garbage.  Their drivers are unknown (null),
+# with a note; the guest is refused only for what pre-flight says.
+variant badinitrd
+f=$T/badinitrd/boot/initrd.img-$D_KVER
+head -c $(($(stat -c %s "$f") - 40)) "$f" >"$f.cut"
+mv "$f.cut" "$f"
+/usr/bin/python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(5).randbytes(70000))' \
+    >"$T/badinitrd/boot/initrd.img-$D_KVER2"
+variant_disk badinitrd
+hostile badinitrd
+for k in 0 1; do
+    expect "$T/badinitrd.json" ".kernels[$k].initrd_drivers.virtio_blk" null
+    [ "$(q "$T/badinitrd.json" ".kernels[$k].initrd_note")" != null ] ||
+        fail "badinitrd: kernel $k has no note"
+done
+
+# A cpio header claiming a 4 GiB file that is not there, and an initrd
+# of 64 zstd frames each decompressing to just under 4 GiB (zeros in RLE
+# blocks, 128 KiB each): the decompressed size is bounded for the file,
+# not per frame.
+variant bomb
+/usr/bin/python3 - "$T/bomb/boot/initrd.img-$D_KVER" "$T/bomb/boot/initrd.img-$D_KVER2" <<'EOF'
+import struct, sys
+def newc(name, size):
+    n = name.encode() + b"\0"
+    h = b"070701" + b"".join(b"%08x" % v for v in
+                              (1, 0o100644, 0, 0, 1, 0, size, 0, 0, 0, 0, len(n), 0))
+    h += n
+    return h + b"\0" * ((4 - len(h) % 4) % 4)
+with open(sys.argv[1], "wb") as f:
+    f.write(newc("usr/lib/modules/x/virtio_blk.ko", 0xffffffff) + b"\0" * 1000)
+def block(last, kind, size, payload):
+    return struct.pack("<I", last | kind << 1 | size << 3)[:3] + payload
+size = 0xffffff00
+head = newc("big", size)
+tail = newc("TRAILER!!!", 0)
+frame = b"\x28\xb5\x2f\xfd\x00\x38" + block(0, 0, len(head), head)
+left = size
+while left > 0:
+    n = min(left, 128 << 10)
+    frame += block(0, 1, n, b"\0")
+    left -= n
+frame += block(1, 0, len(tail), tail)
+with open(sys.argv[2], "wb") as f:
+    for i in range(64):
+        f.write(frame)
+EOF
+variant_disk bomb
+start=$(date +%s)
+hostile bomb
+echo "bomb: $(($(date +%s) - start)) s"
+expect "$T/bomb.json" '.kernels[0].initrd_drivers.virtio_blk' null
+expect "$T/bomb.json" '.kernels[1].initrd_drivers.virtio_blk' null
+echo "e. hostile guests: ok"
+echo ok
