@@ -13,7 +13,8 @@
 # open-vm-tools; EFI/BOOT/BOOTX64.EFI a copy of shim.  /etc/crypttab is a
 # symlink out of the guest (absolute, then ../../..): the host's file of
 # that name must be untouched and the guest's rewritten.  A second run
-# changes nothing more.
+# changes nothing more.  Symlinks into /dev (which holds this machine's
+# /dev while the guest's tools run) are refused.
 . "$(dirname "$0")/../functions.sh"
 . "$(dirname "$0")/lib.sh"
 requires jq --version
@@ -304,4 +305,39 @@ grep -qx "cswap UUID=$D_SWAP_UUID /dev/urandom swap,cipher=aes-xts-plain64" "$m$
 [ "$(hash_of "$ESC_ABS" "$ESC_REL")" = "$host_hash" ] || fail "a host file was written"
 umount -R "$m"
 echo "UEFI: ok"
+
+# ---- symlinks into the API directories --------------------------------
+
+# While the guest's tools run, its /dev is this machine's (and /proc,
+# /sys, /run): a guest whose udev rules directory and initramfs-tools
+# modules file are symlinks into /dev/shm must not get the fixups to write
+# there.  Those two fixups fail; the host's directory stays as it was.
+API=$(mktemp -d /dev/shm/vmc-api-XXXXXX)
+cleanup_fn "rm -rf '$API'"
+printf 'ahci\n' >"$API/modules"
+api_hash=$(hash_of "$API/modules")
+rm -rf "$T/g"
+mkdir "$T/g"
+debian_tree "$T/g"
+fake_tools "$T/g"
+mkdir -p "$T/g/etc/udev"
+ln -s "$API" "$T/g/etc/udev/rules.d"
+ln -sf "$API/modules" "$T/g/etc/initramfs-tools/modules"
+debian_disk "$D" "$T/g"
+cp --sparse=always "$D" "$T/work.raw"
+mount -o loop,offset=$((1 << 20)),sizelimit=$((64 << 20)) "$T/work.raw" "$m" ||
+    fail "mount the copy"
+set +e
+"$TOOLS/fixup-dir" --mac "ens3=$MAC" "$m" "$D" >"$T/api.json" 2>"$T/api.log"
+st=$?
+set -e
+umount -R "$m"
+[ "$st" -eq 1 ] || { cat "$T/api.log" >&2; fail "API symlinks: fixup-dir exit $st, expected 1"; }
+[ "$(jq -r .result "$T/api.json")" = failed ] || fail "API symlinks: the report says ok"
+jq -r '.errors[] | .message' "$T/api.json" >"$T/api.errors"
+grep -q '70-vmconvert-net.rules' "$T/api.errors" && grep -q 'initramfs-tools/modules' "$T/api.errors" ||
+    fail "API symlinks: errors $(cat "$T/api.errors")"
+[ "$(ls -A "$API")" = modules ] || fail "a file was written in the host's /dev/shm: $(ls -A "$API")"
+[ "$(hash_of "$API/modules")" = "$api_hash" ] || fail "the host's /dev/shm file changed"
+echo "API directories: ok"
 echo ok
