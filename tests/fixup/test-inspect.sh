@@ -162,6 +162,34 @@ expect "$T/b.json" '.network[0].addresses | join(" ")' "$D_ADDR"
 expect "$T/b.json" '.network[0].gateway4' 192.0.2.1
 echo "b. Debian 12: ok"
 
+# variant NAME: a copy of the Debian tree in $T/NAME to change; then
+# variant_disk NAME makes $T/NAME.raw of it.
+variant () { rm -rf "${T:?}/$1"; cp -a "$T/droot" "$T/$1"; }
+variant_disk () { debian_disk "$T/$1.raw" "$T/$1"; rm -rf "${T:?}/$1"; }
+# Tools installed but on hold, or marked for removal and not yet removed
+# (dpkg's status: WANT FLAG STATE; only STATE says whether the files are
+# there), and one half-purged (not-installed): the first two count.
+variant held
+cat >"$T/held/var/lib/dpkg/status" <<'EOF'
+Package: open-vm-tools
+Status: hold ok installed
+Version: 2:12.2.0-1+deb12u2
+
+Package: hyperv-daemons
+Status: deinstall ok installed
+Version: 6.1.115-1
+
+Package: xe-guest-utilities
+Status: purge ok not-installed
+Version: 7.20.2-0.1
+EOF
+variant_disk held
+inspect "$T/held.json" "$T/held.raw"
+expect "$T/held.json" '[.hypervisor_tools[] | .package] | sort | join(" ")' \
+    "hyperv-daemons open-vm-tools"
+echo "b. dpkg states: ok"
+
+
 # ---- c. the root on LVM --------------------------------------------------
 
 # A PV in partition 2 (p1 is /boot), VG vg0 with LVs swap and root, made
@@ -231,10 +259,6 @@ echo "c. root on LVM: ok"
 
 # ---- d. refusals ---------------------------------------------------------
 
-# variant NAME: a copy of the Debian tree in $T/NAME to change; then
-# variant_disk NAME makes $T/NAME.raw of it.
-variant () { rm -rf "${T:?}/$1"; cp -a "$T/droot" "$T/$1"; }
-variant_disk () { debian_disk "$T/$1.raw" "$T/$1"; rm -rf "${T:?}/$1"; }
 # refused NAME CODE [OPTS]: inspect exits 3 with error CODE.
 refused () {
     _n=$1 _c=$2
