@@ -21,8 +21,10 @@ find "$w" -exec touch -h -d @1700000000 {} +
 arc () { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible); }
 arc "$w/main" >"$out/plain"
 gzip -n -9 <"$out/plain" >"$out/gzip"
-zstd -q -19 <"$out/plain" >"$out/zstd"
-xz --check=crc32 <"$out/plain" >"$out/xz"
+# Small windows (zstd knows the size from the file; xz is told), so that
+# each run of the target does not allocate the default 8 MiB dictionary.
+zstd -q -19 -f "$out/plain" -o "$out/zstd"
+xz --check=crc32 --lzma2=preset=6,dict=4KiB <"$out/plain" >"$out/xz"
 { arc "$w/early"; cat "$out/gzip"; } >"$out/early-gzip"
 { cat "$out/zstd"; head -c 512 /dev/zero; cat "$out/xz"; } >"$out/zstd-pad-xz"
 ls -l "$out"
