@@ -12,12 +12,11 @@
 #   put_at DISK MIB IMG                                 IMG at MIB into DISK
 #   debian_disk DISK ROOTDIR                            MBR: root, swap
 #   cpio_of DIR                                         newc archive, stdout
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2034
 
 GPT_ESP=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
 GPT_LINUX=0FC63DAF-8483-4772-8E79-3D69D8477DE4
 GPT_SWAP=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F
-GPT_LVM=E6D6D379-F507-44C2-A23C-238F2A3DF928
 
 # The RHEL guest.
 R_KVER=5.14.0-427.13.1.el9_4.x86_64
@@ -36,7 +35,6 @@ D_ROOT_UUID=0d4e5f6a-7b8c-4d9e-8f0a-1b2c3d4e5f60
 D_SWAP_UUID=9e8d7c6b-5a49-4837-a261-50f4e3d2c1b0
 D_ESP_SERIAL=C0FFEE42
 D_ESP_UUID=C0FF-EE42
-D_MAC=00:50:56:9a:00:03        # ens3 in interfaces.d (no MAC there)
 D_ADDR=192.0.2.10/24
 
 # fake_elf FILE: the 20 bytes of an x86-64 ELF header inspection reads
