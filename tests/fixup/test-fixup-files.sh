@@ -7,8 +7,9 @@
 # records its arguments and drops the package from the status file).
 # Judged on the files against what the guest was built with: device names
 # replaced by the UUIDs given to mkfs in fstab, GRUB's files, grubenv
-# (still 1024 bytes), a BLS entry and the resume configuration; stale
-# caches gone; the udev rule pinning ens3 to the MAC of --mac; the
+# (still 1024 bytes), a BLS entry, /etc/kernel/cmdline and the resume
+# configuration; stale caches gone (blkid, LVM's devices file, GRUB's
+# device.map); the udev rule pinning ens3 to the MAC of --mac; the
 # drivers in the modules file and in the rebuilt initrds; dpkg --purge
 # open-vm-tools; EFI/BOOT/BOOTX64.EFI a copy of shim.  /etc/crypttab is a
 # symlink out of the guest (absolute, then ../../..): the host's file of
@@ -112,6 +113,10 @@ guest_files () {
     _r=$1
     printf '/dev/sda1 00000000-0000-0000-0000-000000000000 ext4\n' >"$_r/etc/blkid.tab"
     printf '(hd0)\t/dev/sda\n' >"$_r/boot/grub/device.map"
+    mkdir -p "$_r/etc/lvm/devices" "$_r/etc/kernel"
+    printf 'VERSION=1.1.2\nIDTYPE=devname IDNAME=/dev/sda2 DEVNAME=/dev/sda2 PVID=x\n' \
+        >"$_r/etc/lvm/devices/system.devices"
+    printf 'root=/dev/sda1 ro quiet\n' >"$_r/etc/kernel/cmdline"
     grubenv "$_r/boot/grub/grubenv" "root=/dev/sda1 ro resume=/dev/sda2"
     mkdir -p "$_r/boot/loader/entries"
     cat >"$_r/boot/loader/entries/debian-$D_KVER.conf" <<EOF
@@ -176,6 +181,10 @@ grep -qx "options root=UUID=$D_ROOT_UUID ro quiet" "$m/boot/loader/entries/debia
 grep -qx "RESUME=UUID=$D_SWAP_UUID" "$m/etc/initramfs-tools/conf.d/resume" || fail "resume"
 [ ! -e "$m/etc/blkid.tab" ] || fail "/etc/blkid.tab not removed"
 [ ! -e "$m/boot/grub/device.map" ] || fail "device.map not removed"
+[ ! -e "$m/etc/lvm/devices/system.devices" ] || fail "system.devices not removed"
+[ -d "$m/etc/lvm/devices" ] || fail "/etc/lvm/devices removed"
+[ "$(cat "$m/etc/kernel/cmdline")" = "root=UUID=$D_ROOT_UUID ro quiet" ] ||
+    fail "/etc/kernel/cmdline: $(cat "$m/etc/kernel/cmdline")"
 same "$m/etc/network/interfaces" "$T/interfaces.orig"
 
 # The symlink stayed a symlink; its target inside the guest was changed,
@@ -217,7 +226,7 @@ echo "BIOS: ok"
 set -- "$m/etc/fstab" "$m/boot/grub/grub.cfg" "$m/etc/default/grub" \
     "$m/boot/grub/grubenv" "$m/boot/loader/entries/debian-$D_KVER.conf" \
     "$m$ESC_ABS" "$m/etc/initramfs-tools/modules" \
-    "$m/etc/initramfs-tools/conf.d/resume" "$rules"
+    "$m/etc/initramfs-tools/conf.d/resume" "$m/etc/kernel/cmdline" "$rules"
 states "$@" >"$T/before"
 fixup again "$D"
 states "$@" >"$T/after"
