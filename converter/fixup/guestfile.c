@@ -60,11 +60,62 @@ guest_openat (const struct guest *g, const char *path, int flags,
     return (int) syscall (SYS_openat2, g->rootfd, path, &how, sizeof how);
 }
 
+/* Whether FD is in one of the directories guest_mount_api fills with this
+ * machine's own filesystems (/proc, /sys, /dev, /run of the guest's
+ * root): a guest's symlink into them (/etc/udev/rules.d -> /dev/shm)
+ * would lead a file operation out of the guest.  Where FD is comes from
+ * the kernel (its path through /proc/self/fd), after every link. */
+static bool
+in_api_dir (const struct guest *g, int fd)
+{
+    static const char *const api[] = { "/proc", "/sys", "/dev", "/run" };
+    char at[64], root[4096], p[4096];
+    ssize_t rl, pl;
+
+    snprintf (at, sizeof at, "/proc/self/fd/%d", g->rootfd);
+    rl = readlink (at, root, sizeof root - 1);
+    snprintf (at, sizeof at, "/proc/self/fd/%d", fd);
+    pl = readlink (at, p, sizeof p - 1);
+    if (rl <= 0 || pl <= 0) {
+        return true;                /* cannot tell: refuse */
+    }
+    if (rl == 1) {
+        rl = 0;                     /* the guest is "/" */
+    }
+    p[pl] = '\0';
+    if (pl < rl || memcmp (p, root, (size_t) rl) != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < sizeof api / sizeof api[0]; i++) {
+        size_t l = strlen (api[i]);
+
+        if (strncmp (p + rl, api[i], l) == 0 &&
+            (p[rl + l] == '\0' || p[rl + l] == '/')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* guest_openat for the guest's files: never in the API directories. */
+static int
+file_openat (const struct guest *g, const char *path, int flags, mode_t mode)
+{
+    int fd = guest_openat (g, path, flags, mode);
+
+    if (fd >= 0 && in_api_dir (g, fd)) {
+        close (fd);
+        errno = EXDEV;
+        return -1;
+    }
+    return fd;
+}
+
 int
 guest_read (const struct guest *g, const char *path, size_t max, char **buf,
             size_t *len)
 {
-    int fd = guest_openat (g, path, O_RDONLY, 0);
+    int fd = file_openat (g, path, O_RDONLY, 0);
     struct stat st;
     char *b;
     size_t n = 0;
@@ -126,8 +177,8 @@ open_parent (const struct guest *g, const char *path, char *base,
     memcpy (dir, path, (size_t) (slash - path));
     dir[slash - path] = '\0';
     memcpy (base, slash + 1, strlen (slash + 1) + 1);
-    fd = guest_openat (g, dir[0] != '\0' ? dir : "/", O_RDONLY | O_DIRECTORY,
-                       0);
+    fd = file_openat (g, dir[0] != '\0' ? dir : "/", O_RDONLY | O_DIRECTORY,
+                      0);
     if (fd < 0) {
         vmc_perror ("%s", dir[0] != '\0' ? dir : "/");
     }
@@ -230,7 +281,7 @@ guest_write (const struct guest *g, const char *path, const char *buf,
 bool
 guest_exists (const struct guest *g, const char *path)
 {
-    int fd = guest_openat (g, path, O_PATH, 0);
+    int fd = file_openat (g, path, O_PATH, 0);
 
     if (fd < 0) {
         return false;
@@ -291,7 +342,7 @@ guest_mkdirs (const struct guest *g, const char *path)
             int fd;
 
             p[i] = '\0';
-            fd = guest_openat (g, p, O_RDONLY | O_DIRECTORY, 0);
+            fd = file_openat (g, p, O_RDONLY | O_DIRECTORY, 0);
             if (fd >= 0) {
                 close (fd);
             }
@@ -325,7 +376,7 @@ int
 guest_list (const struct guest *g, const char *path,
             struct guest_names *names)
 {
-    int fd = guest_openat (g, path, O_RDONLY | O_DIRECTORY, 0);
+    int fd = file_openat (g, path, O_RDONLY | O_DIRECTORY, 0);
     struct dirent *de;
     DIR *d;
 

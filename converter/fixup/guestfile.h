@@ -3,8 +3,12 @@
  * Files of a mounted guest, changed from outside it: every path is
  * resolved inside the guest's root directory (openat2 RESOLVE_IN_ROOT),
  * so a symlink the guest made (/etc/fstab -> /dev/sda) can never lead a
- * write out of the guest.  Files are replaced atomically: a new file in
- * the same directory with the old one's mode and owner, fsync, rename.
+ * write out of the guest; nor into the guest's /proc, /sys, /dev and /run,
+ * which hold this machine's filesystems while the guest's tools run
+ * (guestcmd.h): the functions below refuse paths there (EXDEV), except
+ * guest_openat, with which those mount points are opened.  Files are
+ * replaced atomically: a new file in the same directory with the old
+ * one's mode and owner, fsync, rename.
  */
 #ifndef VMC_FIXUP_GUESTFILE_H
 #define VMC_FIXUP_GUESTFILE_H

@@ -162,12 +162,15 @@ cpio_feed (struct cpio *c, const unsigned char *p, size_t n)
     return used;
 }
 
+/* The initramfs file, read through PREAD: N bytes at OFF into BUF, the
+ * count read (0 at the end) or -1 with a message. */
 struct reader {
-    const struct tree *t;
-    struct tree_node node;
+    ssize_t (*pread) (void *src, void *buf, size_t n, uint64_t off);
+    void *src;
     uint64_t size, off;             /* the file; the next byte to read */
     unsigned char *buf;
     size_t pos, len;                /* the unread bytes are buf[pos..len) */
+    uint64_t total;                 /* decompressed bytes, all archives */
 };
 
 /* Make sure some bytes are buffered: 1 when there are, 0 at the end of
@@ -175,7 +178,6 @@ struct reader {
 static int
 fill (struct reader *r)
 {
-    const struct tree_mount *m = &r->t->m[r->node.mount];
     ssize_t n;
 
     if (r->pos < r->len) {
@@ -184,7 +186,7 @@ fill (struct reader *r)
     if (r->off >= r->size) {
         return 0;
     }
-    n = m->ops->pread (m->priv, r->node.ino, r->buf, CHUNK, r->off);
+    n = r->pread (r->src, r->buf, CHUNK, r->off);
     if (n < 0) {
         return -1;
     }
@@ -205,11 +207,15 @@ cpio_restart (struct cpio *c)
     c->hlen = 0;
 }
 
+/* The bound is on the whole file, not on each compressed archive: a file
+ * of many small archives that each decompress to nearly MAX_OUTPUT would
+ * otherwise take minutes. */
 static int
-out_feed (struct cpio *c, const unsigned char *p, size_t n, uint64_t *total)
+out_feed (struct reader *r, struct cpio *c, const unsigned char *p,
+          size_t n)
 {
-    *total += n;
-    if (*total > MAX_OUTPUT) {
+    r->total += n;
+    if (r->total > MAX_OUTPUT) {
         vmc_error ("decompresses to more than %llu bytes",
                    (unsigned long long) MAX_OUTPUT);
         return -1;
@@ -242,7 +248,6 @@ do_gzip (struct reader *r, struct cpio *c, unsigned char *out)
 {
     z_stream z;
     int ret = Z_OK, f;
-    uint64_t total = 0;
 
     memset (&z, 0, sizeof z);
     if (inflateInit2 (&z, 16 + MAX_WBITS) != Z_OK) {
@@ -268,7 +273,7 @@ do_gzip (struct reader *r, struct cpio *c, unsigned char *out)
             return -1;
         }
         r->pos = r->len - z.avail_in;
-        if (out_feed (c, out, CHUNK - z.avail_out, &total) < 0) {
+        if (out_feed (r, c, out, CHUNK - z.avail_out) < 0) {
             inflateEnd (&z);
             return -1;
         }
@@ -282,7 +287,6 @@ do_zstd (struct reader *r, struct cpio *c, unsigned char *out)
 {
     ZSTD_DStream *z = ZSTD_createDStream ();
     size_t ret = 1;
-    uint64_t total = 0;
     int f;
 
     if (z == NULL) {
@@ -311,7 +315,7 @@ do_zstd (struct reader *r, struct cpio *c, unsigned char *out)
             return -1;
         }
         r->pos += ib.pos;
-        if (out_feed (c, out, ob.pos, &total) < 0) {
+        if (out_feed (r, c, out, ob.pos) < 0) {
             ZSTD_freeDStream (z);
             return -1;
         }
@@ -325,7 +329,6 @@ do_xz (struct reader *r, struct cpio *c, unsigned char *out)
 {
     lzma_stream z = LZMA_STREAM_INIT;
     lzma_ret ret = LZMA_OK;
-    uint64_t total = 0;
     int f;
 
     if (lzma_stream_decoder (&z, UINT64_C (1) << 30, 0) != LZMA_OK) {
@@ -351,7 +354,7 @@ do_xz (struct reader *r, struct cpio *c, unsigned char *out)
             return -1;
         }
         r->pos = r->len - z.avail_in;
-        if (out_feed (c, out, CHUNK - z.avail_out, &total) < 0) {
+        if (out_feed (r, c, out, CHUNK - z.avail_out) < 0) {
             lzma_end (&z);
             return -1;
         }
@@ -360,36 +363,24 @@ do_xz (struct reader *r, struct cpio *c, unsigned char *out)
     return 0;
 }
 
-int
-initrd_list (const struct tree *t, const char *path,
+/* Every archive of the file R reads: see initrd_list.  PATH names it in
+ * messages. */
+static int
+list_reader (struct reader *r, const char *path,
              int (*fn) (void *opaque, const char *name), void *opaque,
              char *why, size_t whycap)
 {
-    struct reader r = { .t = t };
     struct cpio *c = NULL;
     unsigned char *out = NULL;
-    struct file_stat st;
     int ret = -1, f;
 
     if (why != NULL && whycap > 0) {
         why[0] = '\0';
     }
-    f = tree_lookup (t, path, true, &r.node);
-    if (f != 0) {
-        if (f == 1) {
-            vmc_error ("%s: no such file", path);
-        }
-        return -1;
-    }
-    if (t->m[r.node.mount].ops->stat (t->m[r.node.mount].priv, r.node.ino,
-                                      &st) < 0) {
-        return -1;
-    }
-    r.size = st.size;
-    r.buf = malloc (CHUNK);
+    r->buf = malloc (CHUNK);
     out = malloc (CHUNK);
     c = calloc (1, sizeof *c);
-    if (r.buf == NULL || out == NULL || c == NULL) {
+    if (r->buf == NULL || out == NULL || c == NULL) {
         vmc_perror ("malloc");
         goto out;
     }
@@ -401,38 +392,37 @@ initrd_list (const struct tree *t, const char *path,
 
         /* Zero padding between archives. */
         for (;;) {
-            if ((f = fill (&r)) < 0) {
+            if ((f = fill (r)) < 0) {
                 goto out;
             }
             if (f == 0) {
                 ret = 0;
                 goto out;
             }
-            while (r.pos < r.len && r.buf[r.pos] == 0) {
-                r.pos++;
+            while (r->pos < r->len && r->buf[r->pos] == 0) {
+                r->pos++;
             }
-            if (r.pos < r.len) {
+            if (r->pos < r->len) {
                 break;
             }
         }
         /* Enough bytes to see the magic (the chunk boundary is rare). */
-        have = r.len - r.pos;
+        have = r->len - r->pos;
         if (have < sizeof m) {
-            if (r.off < r.size) {
-                memmove (r.buf, r.buf + r.pos, have);
-                r.len = have;
-                r.pos = 0;
+            if (r->off < r->size) {
+                memmove (r->buf, r->buf + r->pos, have);
+                r->len = have;
+                r->pos = 0;
                 {
-                    const struct tree_mount *tm = &t->m[r.node.mount];
-                    ssize_t n = tm->ops->pread (tm->priv, r.node.ino,
-                                                r.buf + have, CHUNK - have,
-                                                r.off);
+                    ssize_t n = r->pread (r->src, r->buf + have,
+                                          CHUNK - have, r->off);
+
                     if (n < 0) {
                         goto out;
                     }
-                    r.off += (uint64_t) n;
-                    r.len += (size_t) n;
-                    have = r.len;
+                    r->off += (uint64_t) n;
+                    r->len += (size_t) n;
+                    have = r->len;
                 }
             }
             if (have < sizeof m) {
@@ -440,35 +430,35 @@ initrd_list (const struct tree *t, const char *path,
                 goto out;
             }
         }
-        memcpy (m, r.buf + r.pos, sizeof m);
+        memcpy (m, r->buf + r->pos, sizeof m);
         cpio_restart (c);
         if (memcmp (m, "07070", 5) == 0) {
             while (c->state != C_END && c->stopped == 0) {
-                if ((f = fill (&r)) <= 0) {
+                if ((f = fill (r)) <= 0) {
                     if (f == 0) {
                         vmc_error ("cpio archive cut short");
                     }
                     goto out;
                 }
-                r.pos += cpio_feed (c, r.buf + r.pos, r.len - r.pos);
+                r->pos += cpio_feed (c, r->buf + r->pos, r->len - r->pos);
                 if (c->bad) {
                     goto out;
                 }
             }
         }
         else if (m[0] == 0x1f && (m[1] == 0x8b || m[1] == 0x9e)) {
-            if (do_gzip (&r, c, out) < 0) {
+            if (do_gzip (r, c, out) < 0) {
                 goto out;
             }
         }
         else if (m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f &&
                  m[3] == 0xfd) {
-            if (do_zstd (&r, c, out) < 0) {
+            if (do_zstd (r, c, out) < 0) {
                 goto out;
             }
         }
         else if (m[0] == 0xfd && memcmp (m + 1, "7zXZ", 4) == 0) {
-            if (do_xz (&r, c, out) < 0) {
+            if (do_xz (r, c, out) < 0) {
                 goto out;
             }
         }
@@ -494,9 +484,84 @@ out:
     }
     free (c);
     free (out);
-    free (r.buf);
+    free (r->buf);
+    r->buf = NULL;
     return ret;
 }
+
+/* A file of a tree as the reader's source. */
+struct tree_src {
+    const struct tree *t;
+    struct tree_node node;
+};
+
+static ssize_t
+tree_src_pread (void *src, void *buf, size_t n, uint64_t off)
+{
+    struct tree_src *s = src;
+    const struct tree_mount *m = &s->t->m[s->node.mount];
+
+    return m->ops->pread (m->priv, s->node.ino, buf, n, off);
+}
+
+int
+initrd_list (const struct tree *t, const char *path,
+             int (*fn) (void *opaque, const char *name), void *opaque,
+             char *why, size_t whycap)
+{
+    struct tree_src s = { .t = t };
+    struct reader r = { .pread = tree_src_pread, .src = &s };
+    const struct tree_mount *m;
+    struct file_stat st;
+    int f;
+
+    f = tree_lookup (t, path, true, &s.node);
+    if (f != 0) {
+        if (f == 1) {
+            vmc_error ("%s: no such file", path);
+        }
+        return -1;
+    }
+    m = &t->m[s.node.mount];
+    if (m->ops->stat (m->priv, s.node.ino, &st) < 0) {
+        return -1;
+    }
+    r.size = st.size;
+    return list_reader (&r, path, fn, opaque, why, whycap);
+}
+
+/* A buffer as the reader's source. */
+struct mem_src {
+    const unsigned char *p;
+    size_t len;
+};
+
+static ssize_t
+mem_src_pread (void *src, void *buf, size_t n, uint64_t off)
+{
+    struct mem_src *s = src;
+
+    if (off >= s->len) {
+        return 0;
+    }
+    if (n > s->len - off) {
+        n = s->len - (size_t) off;
+    }
+    memcpy (buf, s->p + off, n);
+    return (ssize_t) n;
+}
+
+int
+initrd_list_mem (const void *buf, size_t len,
+                 int (*fn) (void *opaque, const char *name), void *opaque,
+                 char *why, size_t whycap)
+{
+    struct mem_src s = { buf, len };
+    struct reader r = { .pread = mem_src_pread, .src = &s, .size = len };
+
+    return list_reader (&r, "(memory)", fn, opaque, why, whycap);
+}
+
 
 struct drv_seen {
     signed char *in;

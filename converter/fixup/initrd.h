@@ -23,6 +23,12 @@ int initrd_list (const struct tree *t, const char *path,
                  int (*fn) (void *opaque, const char *name), void *opaque,
                  char *why, size_t whycap);
 
+/* The same for an initramfs held in memory (BUF, LEN bytes): for the
+ * fuzz target. */
+int initrd_list_mem (const void *buf, size_t len,
+                     int (*fn) (void *opaque, const char *name),
+                     void *opaque, char *why, size_t whycap);
+
 /* For each of the inspection's drivers (inspect.h's insp_driver_names,
  * DRV_COUNT of them): IN[i] = 1 when a module of that name is in the
  * initramfs PATH or KDRV[i] is 'y' (built into the kernel), 0 when not; -1

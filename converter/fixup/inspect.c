@@ -1269,9 +1269,17 @@ dpkg_scan (struct inspection *in)
             text_copy_printable (pkg, sizeof pkg, l + 9, ll - 9);
         }
         else if (ll > 8 && memcmp (l, "Status: ", 8) == 0) {
-            installed = ll >= 8 + 19 &&
-                        memcmp (l + ll - 10, " installed", 10) == 0 &&
-                        memcmp (l + 8, "install ", 8) == 0;
+            /* "Status: WANT FLAG STATE": the package's files are there
+             * unless STATE says otherwise, whatever WANT is (a package on
+             * hold, or marked for removal, is still installed). */
+            const char *sp = memrchr (l + 8, ' ', ll - 8);
+            size_t wl = sp != NULL ? ll - (size_t) (sp + 1 - l) : 0;
+
+            installed = sp != NULL && wl > 0 &&
+                        !(wl == 13 && memcmp (sp + 1, "not-installed", 13)
+                          == 0) &&
+                        !(wl == 12 && memcmp (sp + 1, "config-files", 12)
+                          == 0);
         }
     }
     free (t);

@@ -168,11 +168,14 @@ rewrite_table (const struct inspection *in, const struct guest *g,
 
 /* ---- kernel command lines -------------------------------------------- */
 
+/* Where a kernel argument may start: after a blank, a quote, a newline,
+ * or grubenv's "kernelopts=" (whose value begins with root= on RHEL 8). */
 static bool
 token_start (const char *t, size_t i)
 {
     return i == 0 || t[i - 1] == ' ' || t[i - 1] == '\t' || t[i - 1] == '"' ||
-           t[i - 1] == '\'' || t[i - 1] == '\n';
+           t[i - 1] == '\'' || t[i - 1] == '\n' ||
+           (i >= 11 && memcmp (t + i - 11, "kernelopts=", 11) == 0);
 }
 
 /* Replace root=DEV, resume=DEV and RESUME=DEV values in TEXT. */

@@ -73,6 +73,23 @@ mac_for (const struct inspection *in, const struct fixup_opts *o,
     return NULL;
 }
 
+/* Whether PATH already holds exactly TEXT (a second run leaves it). */
+static bool
+same_file (const struct guest *g, const char *path, const char *text,
+           size_t len)
+{
+    char *old;
+    size_t olen;
+    bool same;
+
+    if (guest_read (g, path, len + 1, &old, &olen) != 0) {
+        return false;
+    }
+    same = olen == len && memcmp (old, text, len) == 0;
+    free (old);
+    return same;
+}
+
 int
 fixup_network (const struct inspection *in, const struct guest *g,
                const struct fixup_opts *o, struct fixup_report *rep)
@@ -161,7 +178,7 @@ fixup_network (const struct inspection *in, const struct guest *g,
         report_error (rep, STEP, "out of memory");
         return -1;
     }
-    if (unknown < n || n == 1) {
+    if ((unknown < n || n == 1) && !same_file (g, RULES, text, len)) {
         if (guest_mkdirs (g, "/etc/udev/rules.d") < 0 ||
             guest_write (g, RULES, text, len, 0644) < 0) {
             report_error (rep, STEP, "%s: %s", RULES, vmc_get_error ());
