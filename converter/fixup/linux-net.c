@@ -186,7 +186,5 @@ fixup_network (const struct inspection *in, const struct guest *g,
         }
     }
     free (text);
-    /* Not needed to boot: a failure here is reported, not fatal. */
-    (void) r;
-    return 0;
+    return r;
 }
