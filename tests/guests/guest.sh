@@ -139,10 +139,10 @@ guest_boot_converted () {
     case "$_if" in
     "$GUEST_MAC up "*10.0.2.15/24*) ;;
     *)
-        _bad="$_bad; ens3 is not up with $GUEST_MAC and 10.0.2.15/24 (ens3:" \
-            "${_if:-none}; interfaces: $(grep -a 'GUEST-REPORT iface ' \
-            "$T/$_name.log" | sed 's/^.*GUEST-REPORT iface //' | tr -d '\r' |
-            tr '\n' ';'))"
+        _all=$(sed -n 's/^.*GUEST-REPORT iface //p' "$T/$_name.log" |
+            tr -d '\r' | tr '\n' ';')
+        _bad="$_bad; ens3 is not up with $GUEST_MAC and 10.0.2.15/24"
+        _bad="$_bad (interfaces: ${_all%;})"
         ;;
     esac
     [ "$(guest_report "$_name" vmtools)" = absent ] ||
