@@ -14,13 +14,17 @@
 # their offsets (no device-mapper), as make-debian-guest.sh does.
 set -eu
 
-[ $# -ge 3 ] || { echo "usage: $0 VARIANT IN.vmdk OUT.raw [STEP...]" >&2; exit 2; }
+if [ $# -lt 3 ]; then
+    echo "usage: $0 VARIANT IN.vmdk OUT.raw [STEP...]" >&2
+    exit 2
+fi
 variant=$1 in=$2 out=$3
 shift 3
 steps=${*:-initramfs uuid vmtools nic}
 mac=${GUEST_MAC:-52:54:00:12:34:56}
 
 if [ -z "${GUEST_BUILD_NS:-}" ]; then
+    # shellcheck disable=SC2086 # one step a word
     GUEST_BUILD_NS=1 exec unshare --mount --propagation private "$0" \
         "$variant" "$in" "$out" $steps
 fi
