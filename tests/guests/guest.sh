@@ -151,9 +151,11 @@ guest_boot_converted () {
         _bad="$_bad; open-vm-tools is still installed"
     _failed=$(guest_report "$_name" failed-units)
     [ "$_failed" = none ] || _bad="$_bad; failed units: $_failed"
-    guest_report "$_name" disk | grep -q '^vda virtio_blk' ||
-        _bad="$_bad; the disk is not vda on virtio_blk:" &&
-        _bad="$_bad $(guest_report "$_name" disk)"
+    _disk=$(guest_report "$_name" disk)
+    case "$_disk" in
+    "vda virtio_blk") ;;
+    *) _bad="$_bad; the disk is not vda on virtio_blk: $_disk" ;;
+    esac
     _uuid=$(guest_report "$_name" root-uuid)
     _cmd=$(guest_report "$_name" cmdline)
     _fst=$(guest_report "$_name" root-fstab)
