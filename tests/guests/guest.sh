@@ -36,9 +36,10 @@ GUEST_BOOT_TIMEOUT=${GUEST_BOOT_TIMEOUT:-600}
 guest_image () {
     GUEST_IMAGE=$GUEST_DIR/$1.vmdk
     _gb=$top/tests/guests/make-debian-guest.sh
+    _want=$(cat "$_gb" "$top/tests/guests/guest-report" | sha256sum |
+        cut -d' ' -f1)
     if [ -f "$GUEST_IMAGE.stamp" ] &&
-            [ "$(cat "$GUEST_IMAGE.stamp")" = "$(cat "$_gb" \
-                "$top/tests/guests/guest-report" | sha256sum | cut -d' ' -f1)" ]; then
+            [ "$(cat "$GUEST_IMAGE.stamp")" = "$_want" ]; then
         return 0
     fi
     if [ "$(id -u)" -ne 0 ] || ! command -v mmdebstrap >/dev/null 2>&1; then
@@ -89,8 +90,8 @@ guest_iface () {
 
 # guest_show NAME: the report, for the test log.
 guest_show () {
-    grep -a 'GUEST-REPORT' "$T/$1.log" | sed 's/^.*GUEST-REPORT/  GUEST-REPORT/' |
-        tr -d '\r'
+    grep -a 'GUEST-REPORT' "$T/$1.log" |
+        sed 's/^.*GUEST-REPORT/  GUEST-REPORT/' | tr -d '\r'
 }
 
 _guest_format () {
@@ -113,7 +114,8 @@ guest_boot_up () {
 
 # guest_boot_source NAME IMAGE: IMAGE as the VMware source machine ran.
 guest_boot_source () {
-    guest_boot_up "$1" --disk "$2,if=lsi,format=$(_guest_format "$2"),snapshot" \
+    guest_boot_up "$1" \
+        --disk "$2,if=lsi,format=$(_guest_format "$2"),snapshot" \
         --nic "e1000,addr=3,mac=$GUEST_MAC"
 }
 
@@ -139,18 +141,21 @@ guest_boot_converted () {
     case "$_if" in
     "$GUEST_MAC up "*10.0.2.15/24*) ;;
     *)
-        _bad="$_bad; ens3 is not up with $GUEST_MAC and 10.0.2.15/24 (ens3:" \
-            "${_if:-none}; interfaces: $(grep -a 'GUEST-REPORT iface ' \
-            "$T/$_name.log" | sed 's/^.*GUEST-REPORT iface //' | tr -d '\r' |
-            tr '\n' ';'))"
+        _all=$(sed -n 's/^.*GUEST-REPORT iface //p' "$T/$_name.log" |
+            tr -d '\r' | tr '\n' ';')
+        _bad="$_bad; ens3 is not up with $GUEST_MAC and 10.0.2.15/24"
+        _bad="$_bad (interfaces: ${_all%;})"
         ;;
     esac
     [ "$(guest_report "$_name" vmtools)" = absent ] ||
         _bad="$_bad; open-vm-tools is still installed"
     _failed=$(guest_report "$_name" failed-units)
     [ "$_failed" = none ] || _bad="$_bad; failed units: $_failed"
-    guest_report "$_name" disk | grep -q '^vda virtio_blk' ||
-        _bad="$_bad; the disk is not vda on virtio_blk: $(guest_report "$_name" disk)"
+    _disk=$(guest_report "$_name" disk)
+    case "$_disk" in
+    "vda virtio_blk") ;;
+    *) _bad="$_bad; the disk is not vda on virtio_blk: $_disk" ;;
+    esac
     _uuid=$(guest_report "$_name" root-uuid)
     _cmd=$(guest_report "$_name" cmdline)
     _fst=$(guest_report "$_name" root-fstab)
@@ -214,7 +219,7 @@ guest_controls () {
     [ "$(guest_report "$_n" failed-units)" = none ] ||
         _bad="$_bad; failed units: $(guest_report "$_n" failed-units)"
     [ -z "$(guest_report "$_n" virtio-modules)" ] ||
-        _bad="$_bad; virtio modules loaded: $(guest_report "$_n" virtio-modules)"
+        _bad="$_bad; virtio modules: $(guest_report "$_n" virtio-modules)"
     [ -z "$_bad" ] || fail "$_n: ${_bad#; }"
 
     # Unconverted on virtio, the initramfs waits for $_root in vain and

@@ -33,6 +33,10 @@
 # sources files for the bootstrap; default: this machine's files that name
 # bookworm), GUEST_KEEP_RAW=1 (also keep OUT's raw disk as OUT.raw).
 set -eu
+# The system's tools only: mmdebstrap runs a python3 filter for every
+# package, which a python3 wrapper earlier in PATH would slow down tenfold.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -87,7 +91,8 @@ done
 # namespace keeps them (and their loop devices) busy, and they vanish with
 # the build however it ends.
 if [ -z "${GUEST_BUILD_NS:-}" ]; then
-    GUEST_BUILD_NS=1 exec unshare --mount --propagation private "$0" "$variant" "$out"
+    GUEST_BUILD_NS=1 exec unshare --mount --propagation private \
+        "$0" "$variant" "$out"
 fi
 # LVM's tools warn about every inherited descriptor (the locks below).
 LVM_SUPPRESS_FD_WARNINGS=1
@@ -137,9 +142,12 @@ src=$(sources)
 #
 # base-HASH.tar: every variant's common packages installed, the extra
 # packages downloaded (into the cache), apt's lists kept for the variants'
-# installs.  HASH covers everything that goes into it.
+# installs.  HASH covers everything that goes into it: the package lists,
+# the sources, and make_base itself; an edit elsewhere in this script
+# rebuilds the variants only.
 base_recipe () {
     echo "$suite $base_packages / $extra_packages / $nodoc"
+    sed -n '/^make_base () {$/,/^}$/p' "$0"
     # shellcheck disable=SC2086 # one file name per word
     cat $src
 }
@@ -150,6 +158,7 @@ make_base () {
     log "bootstrap: mmdebstrap $suite ($(echo $src))"
     tmp=$(mktemp -d "$cache/base.XXXXXX")
     printf '%s\n' "$nodoc" | sed 's/^/--dpkgopt=/' >"$tmp/nodoc-opts"
+    # (The hooks' $1 is mmdebstrap's, hence the single quotes.)
     # The initramfs the kernel's postinst builds is thrown away by every
     # variant: MODULES=list with no module makes it quick.
     # shellcheck disable=SC2046,SC2086
@@ -161,7 +170,9 @@ make_base () {
             --skip=essential/unlink \
             --setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
             --setup-hook="sync-in $cache/debs /var/cache/apt/archives" \
-            --customize-hook='chroot "$1" apt-get install -y -q --download-only --no-install-recommends '"$extra_packages" \
+            --customize-hook='chroot "$1" apt-get install -y -q \
+                --download-only --no-install-recommends '"$extra_packages"' \
+                >/dev/null' \
             --customize-hook="sync-out /var/cache/apt/archives $cache/debs" \
             --customize-hook='rm -f "$1/etc/initramfs-tools/conf.d/bootstrap"' \
             --skip=cleanup/apt/lists \
@@ -282,7 +293,8 @@ if [ "$variant" = lvm ]; then
     # (Each warns that activation is disabled and the LV not zeroed.)
     lvm_ lvcreate -q -an -Zn -Wn -n swap -L 48M vg0 >"$work/lvm.log" 2>&1 ||
         { cat "$work/lvm.log" >&2; die "lvcreate swap failed"; }
-    lvm_ lvcreate -q -an -Zn -Wn -n root -l 100%FREE vg0 >"$work/lvm.log" 2>&1 ||
+    lvm_ lvcreate -q -an -Zn -Wn -n root -l 100%FREE vg0 \
+        >"$work/lvm.log" 2>&1 ||
         { cat "$work/lvm.log" >&2; die "lvcreate root failed"; }
     pe_start=$(lvm_ pvs --noheadings --units b --nosuffix -o pe_start \
         "${disk}p3" 2>/dev/null | tr -d ' ')
@@ -359,7 +371,8 @@ EOF
 echo "nameserver 10.0.2.3" >"$mnt/etc/resolv.conf"
 # An installed machine has a machine ID; an empty one would make every
 # boot a first boot.
-echo "vmconvert-test-guest-$variant" | md5sum | cut -c1-32 >"$mnt/etc/machine-id"
+echo "vmconvert-test-guest-$variant" | md5sum | cut -c1-32 \
+    >"$mnt/etc/machine-id"
 printf '%s\n' "$nodoc" >"$mnt/etc/dpkg/dpkg.cfg.d/nodoc"
 rm -f "$mnt/etc/dpkg/dpkg.cfg.d/99mmdebstrap"
 echo root:guest | in_guest chpasswd
@@ -522,6 +535,10 @@ log "initramfs: $(wc -l <"$initrd_modules") modules, no virtio," \
 # GRUB, as on a BIOS machine, on the serial console.  update-grub in this
 # chroot names the root by this machine's loop device: grub.cfg then says
 # /dev/sdaN (or the LV) like the source machine's would.
+# dracut waits for a missing root for ever by default: rd.timeout lets an
+# unconverted boot on virtio end in dracut's emergency shell.
+rd_timeout=
+[ "$variant" != dracut ] || rd_timeout=" rd.timeout=30"
 cat >"$mnt/etc/default/grub" <<EOF
 # If you change this file, run 'update-grub' afterwards to update
 # /boot/grub/grub.cfg.
@@ -529,7 +546,7 @@ GRUB_DEFAULT=0
 GRUB_TIMEOUT=1
 GRUB_DISTRIBUTOR=\`lsb_release -i -s 2> /dev/null || echo Debian\`
 GRUB_CMDLINE_LINUX_DEFAULT=""
-GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200$([ "$variant" != dracut ] || echo " rd.timeout=30")"
+GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200$rd_timeout"
 GRUB_TERMINAL="console serial"
 GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
 GRUB_DISABLE_LINUX_UUID=true

@@ -1,8 +1,8 @@
 #!/bin/sh
-# The dracut test guest (MBR, ext4 root on /dev/sda1, dracut, systemd-networkd) behaves like an
-# unconverted VMware machine: it boots as the source machine did (LSI SCSI,
-# e1000 as ens3, its static address, open-vm-tools), it cannot find its root
-# on virtio-blk, and no boot changes its image.  The fixup tests judge
+# The dracut test guest (MBR, ext4 / on sda1, dracut, systemd-networkd) behaves
+# like an unconverted VMware machine: it boots as the source machine did (LSI
+# SCSI, e1000 as ens3, its static address, open-vm-tools), it cannot find its
+# root on virtio-blk, and no boot changes its image.  The fixup tests judge
 # their conversions against these controls (tests/guests/README.md).
 # shellcheck source=tests/functions.sh
 . "$(dirname "$0")/../functions.sh"
