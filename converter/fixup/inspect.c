@@ -566,10 +566,17 @@ static void
 read_fstab (struct inspection *in)
 {
     size_t len, pos = 0, ll;
-    char *text = slurp (in, "/etc/fstab", FILE_MAX, &len);
+    char *text = NULL;
     const char *l;
+    int r = tree_read_file (&in->tree, "/etc/fstab", FILE_MAX, &text, &len);
 
-    if (text == NULL) {
+    /* The fixups rewrite it: one they cannot read refuses the guest. */
+    if (r < 0) {
+        insp_problem (in, SEV_ERROR, "fstab-unreadable",
+                      "Repair /etc/fstab in the guest.",
+                      "/etc/fstab cannot be read: %s", vmc_get_error ());
+    }
+    if (r != 0) {
         return;
     }
     while (text_next_line (text, len, &pos, &l, &ll) &&

@@ -373,7 +373,8 @@ expect "$T/loop.json" .os.version 12.8
 
 # An fstab of 10000 lines, every 50th of 4000 bytes, after the real
 # entries: those still count (and only INSP_MAX_FSTAB entries are kept).
-# Then one of 40 MB: too big to read, a warning.
+# Then one of 40 MB: too big to read, which refuses the guest (the fixups
+# would have to rewrite it).
 bigfstab () {
     /usr/bin/python3 - "$1" "$2" <<'EOF'
 import sys
@@ -398,7 +399,8 @@ variant hugefstab
 bigfstab "$T/hugefstab/etc/fstab" 1
 variant_disk hugefstab
 hostile hugefstab
-expect "$T/hugefstab.json" '.problems[] | select(.code == "unreadable-file") | .message | test("/etc/fstab")' true
+expect "$T/hugefstab.json" '.problems[] | select(.code == "fstab-unreadable") | [.severity, (.message | test("/etc/fstab"))] | map(tostring) | join(" ")' "error true"
+expect "$T/hugefstab.json" .convertible false
 
 # Broken initrds: the gzip'ed one cut in the middle of its main archive,
 # the zstd one replaced by garbage.  Their drivers are unknown (null),
