@@ -85,38 +85,32 @@ puts_ (struct out *o, const char *s)
     put (o, s, strlen (s));
 }
 
-/* Write OUT over PATH when it differs from the original TEXT. */
-static int
-commit (const struct guest *g, struct fixup_report *rep, const char *path,
-        const char *text, size_t len, struct out *o)
+/* What follows a line of TEXT (from text_next_line, which ended at POS):
+ * its own end of line, "\n" or "\r\n" or nothing at the end, kept. */
+static void
+put_eol (struct out *o, const char *text, const char *l, size_t ll,
+         size_t pos)
 {
-    if (o->failed) {
-        vmc_error ("%s: out of memory", path);
-        report_error (rep, STEP, "%s: out of memory", path);
-        return -1;
-    }
-    if (o->n == len && memcmp (o->p, text, len) == 0) {
-        return 0;
-    }
-    if (guest_write (g, path, o->p, o->n, 0644) < 0) {
-        report_error (rep, STEP, "%s: %s", path, vmc_get_error ());
-        return -1;
-    }
-    return 0;
+    put (o, l + ll, (size_t) (text + pos - (l + ll)));
 }
 
-/* ---- fstab and crypttab ---------------------------------------------- */
+/* An edit of a file's TEXT into OUT: 0 to write OUT (when it differs),
+ * 1 to leave the file as it is. */
+typedef int (*edit_fn) (const struct inspection *in, struct fixup_report *rep,
+                        const char *path, const char *text, size_t len,
+                        struct out *o, const void *arg);
 
-/* Replace the device field (field FIELD, 0-based) of each line. */
+/* Read PATH (at most MAX bytes; a missing file is left alone), EDIT it,
+ * and replace it when the edit changed it.  0, or -1 (reported). */
 static int
-rewrite_table (const struct inspection *in, const struct guest *g,
-               struct fixup_report *rep, const char *path, unsigned field)
+edit_file (const struct inspection *in, const struct guest *g,
+           struct fixup_report *rep, const char *path, size_t max,
+           edit_fn edit, const void *arg)
 {
     struct out o = { 0 };
-    size_t len, pos = 0, ll;
-    const char *l;
+    size_t len;
     char *text;
-    int r = guest_read (g, path, EDIT_MAX, &text, &len);
+    int r = guest_read (g, path, max, &text, &len);
 
     if (r != 0) {
         if (r < 0) {
@@ -124,6 +118,33 @@ rewrite_table (const struct inspection *in, const struct guest *g,
         }
         return r < 0 ? -1 : 0;
     }
+    r = edit (in, rep, path, text, len, &o, arg);
+    if (r == 0 && o.failed) {
+        report_error (rep, STEP, "%s: out of memory", path);
+        r = -1;
+    }
+    else if (r == 0 && !(o.n == len && memcmp (o.p, text, len) == 0) &&
+             guest_write (g, path, o.p, o.n, 0644) < 0) {
+        report_error (rep, STEP, "%s: %s", path, vmc_get_error ());
+        r = -1;
+    }
+    free (o.p);
+    free (text);
+    return r < 0 ? -1 : 0;
+}
+
+/* ---- fstab and crypttab ---------------------------------------------- */
+
+/* Replace the device field (field *ARG, 0-based) of each line. */
+static int
+edit_table (const struct inspection *in, struct fixup_report *rep,
+            const char *path, const char *text, size_t len, struct out *o,
+            const void *arg)
+{
+    unsigned field = *(const unsigned *) arg;
+    size_t pos = 0, ll;
+    const char *l;
+
     while (text_next_line (text, len, &pos, &l, &ll)) {
         size_t i = 0, s, e;
         unsigned f = 0;
@@ -149,21 +170,23 @@ rewrite_table (const struct inspection *in, const struct guest *g,
             stable_name (in, l + s, e - s, repl, sizeof repl)) {
             report_change (rep, STEP, path, "%.*s -> %s", (int) (e - s),
                            l + s, repl);
-            put (&o, l, s);
-            puts_ (&o, repl);
-            put (&o, l + e, ll - e);
+            put (o, l, s);
+            puts_ (o, repl);
+            put (o, l + e, ll - e);
         }
         else {
-            put (&o, l, ll);
+            put (o, l, ll);
         }
-        if (pos <= len && (pos < len || (len > 0 && text[len - 1] == '\n'))) {
-            put (&o, "\n", 1);
-        }
+        put_eol (o, text, l, ll, pos);
     }
-    r = commit (g, rep, path, text, len, &o);
-    free (o.p);
-    free (text);
-    return r;
+    return 0;
+}
+
+static int
+rewrite_table (const struct inspection *in, const struct guest *g,
+               struct fixup_report *rep, const char *path, unsigned field)
+{
+    return edit_file (in, g, rep, path, EDIT_MAX, edit_table, &field);
 }
 
 /* ---- kernel command lines -------------------------------------------- */
@@ -179,14 +202,15 @@ token_start (const char *t, size_t i)
 }
 
 /* Replace root=DEV, resume=DEV and RESUME=DEV values in TEXT. */
-static void
-rewrite_cmdline_text (const struct inspection *in, struct fixup_report *rep,
-                      const char *path, const char *t, size_t len,
-                      struct out *o)
+static int
+edit_cmdline (const struct inspection *in, struct fixup_report *rep,
+              const char *path, const char *t, size_t len, struct out *o,
+              const void *arg)
 {
     static const char *const keys[] = { "root=", "resume=", "RESUME=" };
     size_t i = 0, copied = 0;
 
+    (void) arg;
     while (i < len) {
         bool hit = false;
 
@@ -200,7 +224,8 @@ rewrite_cmdline_text (const struct inspection *in, struct fixup_report *rep,
             }
             e = i + kl;
             while (e < len && t[e] != ' ' && t[e] != '\t' && t[e] != '"' &&
-                   t[e] != '\'' && t[e] != '\n' && t[e] != ';') {
+                   t[e] != '\'' && t[e] != '\n' && t[e] != '\r' &&
+                   t[e] != ';') {
                 e++;
             }
             if (stable_name (in, t + i + kl, e - i - kl, repl, sizeof repl)) {
@@ -218,102 +243,68 @@ rewrite_cmdline_text (const struct inspection *in, struct fixup_report *rep,
         }
     }
     put (o, t + copied, len - copied);
+    return 0;
 }
 
 static int
 rewrite_cmdline_file (const struct inspection *in, const struct guest *g,
                       struct fixup_report *rep, const char *path)
 {
-    struct out o = { 0 };
-    size_t len;
-    char *text;
-    int r = guest_read (g, path, EDIT_MAX, &text, &len);
-
-    if (r != 0) {
-        if (r < 0) {
-            report_error (rep, STEP, "%s: %s", path, vmc_get_error ());
-        }
-        return r < 0 ? -1 : 0;
-    }
-    rewrite_cmdline_text (in, rep, path, text, len, &o);
-    r = commit (g, rep, path, text, len, &o);
-    free (o.p);
-    free (text);
-    return r;
+    return edit_file (in, g, rep, path, EDIT_MAX, edit_cmdline, NULL);
 }
 
 /* GRUB's environment block is exactly 1024 bytes, padded with '#'. */
 static int
-rewrite_grubenv (const struct inspection *in, const struct guest *g,
-                 struct fixup_report *rep, const char *path)
+edit_grubenv (const struct inspection *in, struct fixup_report *rep,
+              const char *path, const char *text, size_t len, struct out *o,
+              const void *arg)
 {
-    struct out o = { 0 };
-    size_t len, body;
-    char *text;
-    int r = guest_read (g, path, 64 * 1024, &text, &len);
+    size_t body = len;
 
-    if (r != 0) {
-        return r < 0 ? -1 : 0;
-    }
     if (len != 1024 || !text_starts (text, "# GRUB Environment Block")) {
-        free (text);
-        return 0;
+        return 1;
     }
-    body = len;
     while (body > 0 && text[body - 1] == '#') {
         body--;
     }
-    rewrite_cmdline_text (in, rep, path, text, body, &o);
-    if (o.n > 1024) {
+    edit_cmdline (in, rep, path, text, body, o, arg);
+    if (o->n > 1024) {
         report_warning (rep, STEP, "%s: the new kernelopts do not fit in "
                         "1024 bytes; left as it was", path);
-        free (o.p);
-        free (text);
-        return 0;
+        return 1;
     }
-    while (o.n < 1024 && !o.failed) {
-        put (&o, "#", 1);
+    while (o->n < 1024 && !o->failed) {
+        put (o, "#", 1);
     }
-    r = commit (g, rep, path, text, len, &o);
-    free (o.p);
-    free (text);
-    return r;
+    return 0;
 }
 
 /* GRUB_DISABLE_LINUX_UUID=true makes update-grub write device names. */
 static int
-grub_defaults (const struct guest *g, struct fixup_report *rep)
+edit_grub_defaults (const struct inspection *in, struct fixup_report *rep,
+                    const char *path, const char *text, size_t len,
+                    struct out *o, const void *arg)
 {
-    static const char path[] = "/etc/default/grub";
-    struct out o = { 0 };
-    size_t len, pos = 0, ll;
+    size_t pos = 0, ll;
     const char *l;
-    char *text;
-    int r = guest_read (g, path, EDIT_MAX, &text, &len);
 
-    if (r != 0) {
-        return r < 0 ? -1 : 0;
-    }
+    (void) in;
+    (void) arg;
     while (text_next_line (text, len, &pos, &l, &ll)) {
         char k[64], v[64];
 
         if (text_assignment (l, ll, k, sizeof k, v, sizeof v) &&
             strcmp (k, "GRUB_DISABLE_LINUX_UUID") == 0 &&
             strcmp (v, "true") == 0) {
-            puts_ (&o, "# vmconvert: device names change with the hardware; "
+            puts_ (o, "# vmconvert: device names change with the hardware; "
                    "GRUB names the root by UUID\n#");
             report_change (rep, STEP, path, "GRUB_DISABLE_LINUX_UUID=true "
                            "commented out");
         }
-        put (&o, l, ll);
-        if (pos < len || (len > 0 && text[len - 1] == '\n')) {
-            put (&o, "\n", 1);
-        }
+        put (o, l, ll);
+        put_eol (o, text, l, ll, pos);
     }
-    r = commit (g, rep, path, text, len, &o);
-    free (o.p);
-    free (text);
-    return r;
+    return 0;
 }
 
 /* BLS entries: every *.conf of DIR. */
@@ -378,11 +369,14 @@ fixup_devices (const struct inspection *in, const struct guest *g,
         rewrite_cmdline_file (in, g, rep, in->grub_cfg) < 0) {
         r = -1;
     }
-    if (rewrite_grubenv (in, g, rep, "/boot/grub2/grubenv") < 0 ||
-        rewrite_grubenv (in, g, rep, "/boot/grub/grubenv") < 0) {
+    if (edit_file (in, g, rep, "/boot/grub2/grubenv", 64 * 1024,
+                   edit_grubenv, NULL) < 0 ||
+        edit_file (in, g, rep, "/boot/grub/grubenv", 64 * 1024,
+                   edit_grubenv, NULL) < 0) {
         r = -1;
     }
-    if (grub_defaults (g, rep) < 0) {
+    if (edit_file (in, g, rep, "/etc/default/grub", EDIT_MAX,
+                   edit_grub_defaults, NULL) < 0) {
         r = -1;
     }
     if (bls_entries (in, g, rep, "/boot/loader/entries") < 0) {
