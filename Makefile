@@ -122,7 +122,7 @@ fuzz-build:
 	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CFLAGS="-O1 -g" \
 	    SAN="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" $(FUZZ_BINS)
 
-build/fuzz/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/harness.h tests/fuzz/fs-harness.h tests/fuzz/files-harness.h build/fuzz/libvmconvert.a
+build/fuzz/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/harness.h tests/fuzz/fs-harness.h tests/fuzz/files-harness.h tests/fuzz/sparse-volume.h build/fuzz/libvmconvert.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libvmconvert.a $(LDLIBS)

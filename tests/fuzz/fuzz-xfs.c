@@ -26,13 +26,9 @@
 #include "../../converter/fs/fs.h"
 #include "../../converter/lib/error.h"
 #include "../../converter/lib/image.h"
+#include "sparse-volume.h"
 
-#define VOL_SIZE (64u << 20)
-#define MAX_SEGS 4096
 
-static unsigned char *vol;
-static struct { uint64_t off, len; } segs[MAX_SEGS];
-static size_t nsegs;
 
 static void
 quiet (const char *msg)
@@ -46,38 +42,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     struct image *img;
     struct volume v;
     struct fs_result r;
-    size_t p = 0;
 
     vmc_set_warn_hook (quiet);
-    if (vol == NULL) {
-        vol = calloc (1, VOL_SIZE);
-        if (vol == NULL)
-            abort ();
-    }
-    /* Undo the previous input. */
-    for (size_t i = 0; i < nsegs; i++)
-        memset (vol + segs[i].off, 0, segs[i].len);
-    nsegs = 0;
-    while (p + 6 <= size && nsegs < MAX_SEGS) {
-        uint64_t off = (uint64_t) (((uint32_t) data[p] << 24) |
-                                   ((uint32_t) data[p + 1] << 16) |
-                                   ((uint32_t) data[p + 2] << 8) |
-                                   data[p + 3]) * 512;
-        size_t len = ((size_t) data[p + 4] << 8) | data[p + 5];
-
-        p += 6;
-        if (len > size - p)
-            len = size - p;
-        if (off < VOL_SIZE) {
-            size_t n = len < VOL_SIZE - off ? len : VOL_SIZE - off;
-            memcpy (vol + off, data + p, n);
-            segs[nsegs].off = off;
-            segs[nsegs].len = n;
-            nsegs++;
-        }
-        p += len;
-    }
-    img = image_open_memory (vol, VOL_SIZE, "raw", IMAGE_OPEN_NO_BACKING);
+    img = sparse_volume_image (data, size);
     if (img == NULL)
         return 0;
     volume_of_image (&v, "fuzz", img, 0, img->size);
