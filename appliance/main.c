@@ -698,19 +698,20 @@ fix_guest (char *err, size_t errlen)
             return 0;
         }
         if (in->nerrors > 0 || in->root < 0) {
-            snprintf (err, errlen, "pre-flight: the guest cannot be "
-                      "converted: %s%s", in->nproblems > 0 ?
-                      in->problems[0].msg : "no root filesystem",
-                      fixup_vm ? "" : " (vmconvert.fixup=0 sends the disks "
-                      "unchanged)");
-            for (size_t i = 0; i < in->nproblems; i++) {
+            const struct insp_problem *p = NULL;
+
+            /* Pre-flight names an error for every refusal (no root,
+             * several roots, ...): the first says why. */
+            for (size_t i = 0; i < in->nproblems && p == NULL; i++) {
                 if (in->problems[i].sev == SEV_ERROR) {
-                    snprintf (err, errlen, "pre-flight: the guest cannot be "
-                              "converted: %s. %s", in->problems[i].msg,
-                              in->problems[i].advice);
-                    break;
+                    p = &in->problems[i];
                 }
             }
+            snprintf (err, errlen, "pre-flight: the guest cannot be "
+                      "converted: %s. %s%s", p != NULL ? p->msg :
+                      "no root filesystem", p != NULL ? p->advice : "",
+                      fixup_vm ? "" : " (vmconvert.fixup=0 sends the disks "
+                      "unchanged)");
             return -1;
         }
     }

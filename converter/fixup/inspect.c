@@ -1385,7 +1385,7 @@ inspect_disks (struct inspection *in, struct image *const *imgs,
     read_identity (in);
     read_boot (in);
     read_kernels (in);
-    netconf_read (&in->tree, in->cmdline, &in->net);
+    netconf_read (&in->tree, &in->net);
     read_tools (in);
     read_space (in);
     return 0;

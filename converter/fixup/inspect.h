@@ -170,8 +170,7 @@ void inspect_print_text (FILE *fp, const struct inspection *in);
 void inspect_print_json (FILE *fp, const struct inspection *in);
 /* The guest's network configuration, from every tool's files in T
  * (netconf-read.c).  0. */
-int netconf_read (const struct tree *t, const char *cmdline,
-                  struct net_config *c);
+int netconf_read (const struct tree *t, struct net_config *c);
 
 /* The filesystem UUID of map volume VI ("" when it has none) and whether
  * a volume's fstab-style name of it is stable across machines. */

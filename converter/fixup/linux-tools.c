@@ -106,7 +106,7 @@ fixup_tools (const struct inspection *in, const struct guest *g,
     if (n == 0) {
         return 0;
     }
-    fixup_say (o, "removing other hypervisors' tools:%s%s%s", " ", pkgs[0],
+    fixup_say (o, "removing other hypervisors' tools: %s%s", pkgs[0],
                n > 1 ? " ..." : "");
     tool = dpkg ? first_of (g, "/usr/bin/dpkg", "/bin/dpkg") :
            first_of (g, "/usr/bin/rpm", "/bin/rpm");

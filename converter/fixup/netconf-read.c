@@ -138,9 +138,8 @@ ifupdown_includes (const struct tree *t, struct net_config *c)
 }
 
 int
-netconf_read (const struct tree *t, const char *cmdline, struct net_config *c)
+netconf_read (const struct tree *t, struct net_config *c)
 {
-    (void) cmdline;
     parse_file (t, c, "/etc/network/interfaces", netconf_parse_ifupdown);
     ifupdown_includes (t, c);
     parse_dir (t, c, "/etc/sysconfig/network-scripts", "ifcfg-*",
