@@ -100,7 +100,7 @@ kv_yes (const struct kv *v, unsigned n, const char *key, bool def)
     const char *s = kv_get (v, n, key);
     int b;
 
-    return s == NULL || (b = parse_bool (s)) == -1 ? def : b == 1;
+    return s == NULL || (b = nc_parse_bool (s)) == -1 ? def : b == 1;
 }
 
 static const char *
@@ -132,8 +132,8 @@ netconf_parse_ifcfg (struct net_config *c, const char *path,
         free (line);
         return -1;
     }
-    while (next_line (&l, line, LINE_MAX_, &bad)) {
-        char *t = trim (line), *eq;
+    while (nc_next_line (&l, line, LINE_MAX_, &bad)) {
+        char *t = nc_trim (line), *eq;
         size_t kn;
 
         if (bad) {
@@ -141,7 +141,7 @@ netconf_parse_ifcfg (struct net_config *c, const char *path,
             continue;
         }
         if (strncmp (t, "export ", 7) == 0) {
-            t = trim (t + 7);
+            t = nc_trim (t + 7);
         }
         if (t[0] == '#' || t[0] == '\0') {
             continue;
@@ -165,12 +165,12 @@ netconf_parse_ifcfg (struct net_config *c, const char *path,
     if (s == NULL || s[0] == '\0') {
         s = strncmp (base, "ifcfg-", 6) == 0 ? base + 6 : "";
     }
-    if (!set_str (name, sizeof name, s) || strcmp (name, "lo") == 0 ||
+    if (!nc_set_str (name, sizeof name, s) || strcmp (name, "lo") == 0 ||
         ((s = kv_get (v, n, "TYPE")) != NULL &&
          strcasecmp (s, "Loopback") == 0)) {
         goto out;
     }
-    i = add_iface (c, path, "ifcfg", &err);
+    i = nc_add_iface (c, path, "ifcfg", &err);
     if (i == NULL) {
         goto out;
     }
@@ -179,7 +179,7 @@ netconf_parse_ifcfg (struct net_config *c, const char *path,
     if (((s = kv_get (v, n, "HWADDR")) != NULL && s[0] != '\0') ||
         ((s = kv_get (v, n, "MACADDR")) != NULL && s[0] != '\0') ||
         ((s = kv_get (v, n, "LLADDR")) != NULL && s[0] != '\0')) {
-        if (!parse_mac (s, strlen (s), i->mac)) {
+        if (!nc_parse_mac (s, strlen (s), i->mac)) {
             c->skipped++;
         }
     }
@@ -222,17 +222,17 @@ netconf_parse_ifcfg (struct net_config *c, const char *path,
             snprintf (key, sizeof key, "NETMASK%s", suffix);
             mask = kv_get (v, n, key);
         }
-        add_addr (c, i, v[k].val, mask, DEF_CLASSFUL);
+        nc_add_addr (c, i, v[k].val, mask, DEF_CLASSFUL);
     }
     if ((s = kv_get (v, n, "GATEWAY")) != NULL && s[0] != '\0') {
-        set_gateway (c, i, s);
+        nc_set_gateway (c, i, s);
     }
     for (unsigned d = 1; d <= 9; d++) {
         char key[8];
 
         snprintf (key, sizeof key, "DNS%u", d);
         if ((s = kv_get (v, n, key)) != NULL && s[0] != '\0') {
-            add_dns (c, i, s, strlen (s));
+            nc_add_dns (c, i, s, strlen (s));
         }
     }
     if (kv_yes (v, n, "IPV6INIT", false)) {
@@ -244,20 +244,20 @@ netconf_parse_ifcfg (struct net_config *c, const char *path,
             i->auto6 = true;
         }
         if ((s = kv_get (v, n, "IPV6ADDR")) != NULL && s[0] != '\0') {
-            add_addr (c, i, s, NULL, DEF_CLASSFUL);
+            nc_add_addr (c, i, s, NULL, DEF_CLASSFUL);
         }
         if ((s = kv_get (v, n, "IPV6ADDR_SECONDARIES")) != NULL) {
             char buf[512], *w[NETCONF_MAX_ADDRS];
             unsigned nw;
 
             snprintf (buf, sizeof buf, "%s", s);
-            nw = split_words (buf, w, NETCONF_MAX_ADDRS);
+            nw = nc_split_words (buf, w, NETCONF_MAX_ADDRS);
             for (unsigned k = 0; k < nw; k++) {
-                add_addr (c, i, w[k], NULL, DEF_CLASSFUL);
+                nc_add_addr (c, i, w[k], NULL, DEF_CLASSFUL);
             }
         }
         if ((s = kv_get (v, n, "IPV6_DEFAULTGW")) != NULL && s[0] != '\0') {
-            set_gateway (c, i, s);
+            nc_set_gateway (c, i, s);
         }
     }
     if (!i->dhcp4 && !i->dhcp6 && !i->auto6 && i->naddr == 0) {

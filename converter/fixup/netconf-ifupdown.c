@@ -56,8 +56,8 @@ ifupdown_iface (struct net_config *c, const char *path, const char *name,
             return &c->v[k];
         }
     }
-    i = add_iface (c, path, "ifupdown", err);
-    if (i != NULL && !set_str (i->name, sizeof i->name, name)) {
+    i = nc_add_iface (c, path, "ifupdown", err);
+    if (i != NULL && !nc_set_str (i->name, sizeof i->name, name)) {
         c->n--;
         c->skipped++;
         return NULL;
@@ -104,8 +104,8 @@ netconf_parse_ifupdown (struct net_config *c, const char *path,
         vmc_error ("netconf: out of memory");
         return -1;
     }
-    while (err == 0 && next_logical (&l, line, LINE_MAX_, &bad)) {
-        char *w[64], *s = trim (line);
+    while (err == 0 && nc_next_logical (&l, line, LINE_MAX_, &bad)) {
+        char *w[64], *s = nc_trim (line);
         unsigned nw;
 
         if (bad) {
@@ -115,7 +115,7 @@ netconf_parse_ifupdown (struct net_config *c, const char *path,
         if (s[0] == '#' || s[0] == '\0') {
             continue;
         }
-        nw = split_words (s, w, 64);
+        nw = nc_split_words (s, w, 64);
         if (strcmp (w[0], "iface") == 0) {
             char name[32];
             size_t n;
@@ -127,7 +127,7 @@ netconf_parse_ifupdown (struct net_config *c, const char *path,
             }
             /* An alias eth0:1 adds its addresses to eth0. */
             n = strcspn (w[1], ":");
-            if (!set_n (name, sizeof name, w[1], n)) {
+            if (!nc_set_n (name, sizeof name, w[1], n)) {
                 c->skipped++;
                 continue;
             }
@@ -172,32 +172,32 @@ netconf_parse_ifupdown (struct net_config *c, const char *path,
             /* Options of a skipped stanza (lo, a mapping). */
         }
         else if (strcmp (w[0], "address") == 0 && nw >= 2) {
-            int k = add_addr (c, st.i, w[1], NULL, DEF_IFUPDOWN);
+            int k = nc_add_addr (c, st.i, w[1], NULL, DEF_IFUPDOWN);
 
             if (k >= 0 && strchr (w[1], '/') == NULL) {
                 st.bare |= 1u << k;
             }
         }
         else if (strcmp (w[0], "netmask") == 0 && nw >= 2) {
-            st.mask = mask_prefix (w[1], st.family);
+            st.mask = nc_mask_prefix (w[1], st.family);
             if (st.mask < 0) {
                 c->skipped++;
             }
         }
         else if (strcmp (w[0], "gateway") == 0 && nw >= 2) {
-            set_gateway (c, st.i, w[1]);
+            nc_set_gateway (c, st.i, w[1]);
         }
         else if (strcmp (w[0], "dns-nameservers") == 0 ||
                  strcmp (w[0], "dns-nameserver") == 0) {
             for (unsigned k = 1; k < nw; k++) {
-                add_dns (c, st.i, w[k], strlen (w[k]));
+                nc_add_dns (c, st.i, w[k], strlen (w[k]));
             }
         }
         else if (strcmp (w[0], "hwaddress") == 0 && nw >= 2) {
             const char *m = nw >= 3 && strcmp (w[1], "ether") == 0 ? w[2]
                                                                    : w[1];
 
-            if (!parse_mac (m, strlen (m), st.i->mac)) {
+            if (!nc_parse_mac (m, strlen (m), st.i->mac)) {
                 c->skipped++;
             }
         }

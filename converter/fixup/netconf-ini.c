@@ -37,9 +37,9 @@ ini_parse (struct ini *ini, const char *text, size_t len, bool systemd)
     }
     /* systemd joins lines ending in a backslash; GLib's keyfiles do
      * not. */
-    while (systemd ? next_logical (&l, line, LINE_MAX_, &bad)
-                   : next_line (&l, line, LINE_MAX_, &bad)) {
-        char *t = trim (line), *eq;
+    while (systemd ? nc_next_logical (&l, line, LINE_MAX_, &bad)
+                   : nc_next_line (&l, line, LINE_MAX_, &bad)) {
+        char *t = nc_trim (line), *eq;
 
         if (bad) {
             ini->c->skipped++;
@@ -55,8 +55,8 @@ ini_parse (struct ini *ini, const char *text, size_t len, bool systemd)
                 ini->section_end (ini, section);
             }
             skip_section = close == NULL ||
-                           !set_n (section, sizeof section, t + 1,
-                                   (size_t) (close - t - 1));
+                           !nc_set_n (section, sizeof section, t + 1,
+                                      (size_t) (close - t - 1));
             if (skip_section) {
                 ini->c->skipped++;
                 section[0] = '\0';
@@ -69,7 +69,7 @@ ini_parse (struct ini *ini, const char *text, size_t len, bool systemd)
             continue;
         }
         *eq = '\0';
-        ini->kv (ini, section, trim (t), trim (eq + 1));
+        ini->kv (ini, section, nc_trim (t), nc_trim (eq + 1));
     }
     if (ini->section_end != NULL && !skip_section) {
         ini->section_end (ini, section);
@@ -119,7 +119,7 @@ nm_byte_list_mac (const char *s, char out[18])
     while (*s != '\0' && k < 6) {
         size_t n = strcspn (s, ";");
 
-        if (parse_uint (s, n, 255, &b[k]) == -1) {
+        if (nc_parse_uint (s, n, 255, &b[k]) == -1) {
             return false;
         }
         k++;
@@ -152,7 +152,7 @@ nm_addresses (struct nm *nm, int family, char *v)
         }
     }
     for (unsigned k = 0; k < nt; k++) {
-        char *a = trim (tok[k]), *comma = strchr (a, ',');
+        char *a = nc_trim (tok[k]), *comma = strchr (a, ',');
         unsigned p;
 
         if (a[0] == '\0') {
@@ -160,24 +160,24 @@ nm_addresses (struct nm *nm, int family, char *v)
         }
         if (comma != NULL) {
             *comma = '\0';
-            set_str (family == 6 ? nm->gw6 : nm->gw4, sizeof nm->gw4,
-                     trim (comma + 1));
+            nc_set_str (family == 6 ? nm->gw6 : nm->gw4, sizeof nm->gw4,
+                        nc_trim (comma + 1));
         }
         if (strchr (a, '/') == NULL && k + 1 < nt &&
-            parse_uint (tok[k + 1], strlen (tok[k + 1]), 128, &p) == 0) {
+            nc_parse_uint (tok[k + 1], strlen (tok[k + 1]), 128, &p) == 0) {
             char buf[80];
 
             snprintf (buf, sizeof buf, "%.63s/%u", a, p);
-            add_addr (nm->ini.c, &nm->i, buf, NULL, DEF_NM);
+            nc_add_addr (nm->ini.c, &nm->i, buf, NULL, DEF_NM);
             k++;
-            if (k + 1 < nt && addr_family (tok[k + 1]) != 0) {
-                set_str (family == 6 ? nm->gw6 : nm->gw4, sizeof nm->gw4,
-                         tok[k + 1]);
+            if (k + 1 < nt && nc_addr_family (tok[k + 1]) != 0) {
+                nc_set_str (family == 6 ? nm->gw6 : nm->gw4, sizeof nm->gw4,
+                            tok[k + 1]);
                 k++;
             }
             continue;
         }
-        add_addr (nm->ini.c, &nm->i, a, NULL, DEF_NM);
+        nc_add_addr (nm->ini.c, &nm->i, a, NULL, DEF_NM);
     }
 }
 
@@ -206,11 +206,11 @@ nm_kv (struct ini *ini, const char *section, const char *key, char *v)
     glib_unescape (v);
     if (strcmp (section, "connection") == 0) {
         if (strcmp (key, "interface-name") == 0 &&
-            !set_str (nm->i.name, sizeof nm->i.name, v)) {
+            !nc_set_str (nm->i.name, sizeof nm->i.name, v)) {
             c->skipped++;
         }
         else if (strcmp (key, "type") == 0) {
-            set_str (nm->type, sizeof nm->type, v);
+            nc_set_str (nm->type, sizeof nm->type, v);
         }
         return;
     }
@@ -221,7 +221,7 @@ nm_kv (struct ini *ini, const char *section, const char *key, char *v)
             while (n > 0 && v[n - 1] == ';') {
                 n--;
             }
-            if (!parse_mac (v, n, nm->i.mac) &&
+            if (!nc_parse_mac (v, n, nm->i.mac) &&
                 !nm_byte_list_mac (v, nm->i.mac)) {
                 c->skipped++;
             }
@@ -238,18 +238,18 @@ nm_kv (struct ini *ini, const char *section, const char *key, char *v)
         return;
     }
     if (strcmp (key, "method") == 0) {
-        set_str (family == 4 ? nm->method4 : nm->method6, sizeof nm->method4,
-                 v);
+        nc_set_str (family == 4 ? nm->method4 : nm->method6,
+                    sizeof nm->method4, v);
     }
     else if (key_numbered (key, "address") ||
              key_numbered (key, "addresses")) {
         nm_addresses (nm, family, v);
     }
     else if (strcmp (key, "gateway") == 0) {
-        set_gateway (c, &nm->i, v);
+        nc_set_gateway (c, &nm->i, v);
     }
     else if (strcmp (key, "dns") == 0) {
-        add_dns_list (c, &nm->i, v, "; ,");
+        nc_add_dns_list (c, &nm->i, v, "; ,");
     }
 }
 
@@ -276,10 +276,10 @@ netconf_parse_nm_keyfile (struct net_config *c, const char *path,
         goto out;
     }
     if (nm->i.gateway4[0] == '\0' && nm->gw4[0] != '\0') {
-        set_gateway (c, &nm->i, nm->gw4);
+        nc_set_gateway (c, &nm->i, nm->gw4);
     }
     if (nm->i.gateway6[0] == '\0' && nm->gw6[0] != '\0') {
-        set_gateway (c, &nm->i, nm->gw6);
+        nc_set_gateway (c, &nm->i, nm->gw6);
     }
     /* method=auto is DHCP for IPv4 and router advertisements (with
      * DHCPv6 when they say so) for IPv6. */
@@ -288,7 +288,7 @@ netconf_parse_nm_keyfile (struct net_config *c, const char *path,
     nm->i.dhcp6 = strcmp (nm->method6, "dhcp") == 0;
     nm->i.manual = strcmp (nm->method4, "disabled") == 0 &&
                    !nm->i.auto6 && !nm->i.dhcp6 && nm->i.naddr == 0;
-    i = add_iface (c, path, "networkmanager", &err);
+    i = nc_add_iface (c, path, "networkmanager", &err);
     if (i != NULL) {
         memcpy (nm->i.source, i->source, sizeof i->source);
         memcpy (nm->i.tool, i->tool, sizeof i->tool);
@@ -316,7 +316,7 @@ static void
 nd_macs (struct nd *nd, char *v)
 {
     char *w[32];
-    unsigned nw = split_words (v, w, 32);
+    unsigned nw = nc_split_words (v, w, 32);
 
     /* An empty assignment resets the list. */
     if (nw == 0) {
@@ -324,7 +324,7 @@ nd_macs (struct nd *nd, char *v)
     }
     for (unsigned k = 0; k < nw; k++) {
         if (nd->nmacs >= ND_MAX_MACS ||
-            !parse_mac (w[k], strlen (w[k]), nd->macs[nd->nmacs])) {
+            !nc_parse_mac (w[k], strlen (w[k]), nd->macs[nd->nmacs])) {
             nd->ini.c->skipped++;
             continue;
         }
@@ -340,7 +340,7 @@ nd_route_end (struct ini *ini, const char *section)
     if (strcmp (section, "Route") == 0 && nd->route_gw[0] != '\0' &&
         (nd->route_dst[0] == '\0' || strcmp (nd->route_dst, "0.0.0.0/0") == 0
          || strcmp (nd->route_dst, "::/0") == 0)) {
-        set_gateway (ini->c, &nd->i, nd->route_gw);
+        nc_set_gateway (ini->c, &nd->i, nd->route_gw);
     }
     nd->route_gw[0] = nd->route_dst[0] = '\0';
 }
@@ -373,16 +373,16 @@ nd_kv (struct ini *ini, const char *section, const char *key, char *v)
     }
     else if (strcmp (section, "Network") == 0) {
         if (strcmp (key, "Address") == 0) {
-            add_addr (c, &nd->i, v, NULL, DEF_HOST);
+            nc_add_addr (c, &nd->i, v, NULL, DEF_HOST);
         }
         else if (strcmp (key, "Gateway") == 0) {
-            set_gateway (c, &nd->i, v);
+            nc_set_gateway (c, &nd->i, v);
         }
         else if (strcmp (key, "DNS") == 0) {
-            add_dns_list (c, &nd->i, v, " \t");
+            nc_add_dns_list (c, &nd->i, v, " \t");
         }
         else if (strcmp (key, "DHCP") == 0) {
-            int b = parse_bool (v);
+            int b = nc_parse_bool (v);
 
             nd->i.dhcp4 = b == 1 || strcmp (v, "ipv4") == 0 ||
                           strcmp (v, "both") == 0;
@@ -390,23 +390,23 @@ nd_kv (struct ini *ini, const char *section, const char *key, char *v)
                           strcmp (v, "both") == 0;
         }
         else if (strcmp (key, "IPv6AcceptRA") == 0) {
-            nd->i.auto6 = parse_bool (v) == 1;
+            nd->i.auto6 = nc_parse_bool (v) == 1;
         }
     }
     else if (strcmp (section, "Address") == 0 &&
              strcmp (key, "Address") == 0) {
-        add_addr (c, &nd->i, v, NULL, DEF_HOST);
+        nc_add_addr (c, &nd->i, v, NULL, DEF_HOST);
     }
     else if (strcmp (section, "Route") == 0) {
         if (strcmp (key, "Gateway") == 0) {
-            set_str (nd->route_gw, sizeof nd->route_gw, v);
+            nc_set_str (nd->route_gw, sizeof nd->route_gw, v);
         }
         else if (strcmp (key, "Destination") == 0) {
-            set_str (nd->route_dst, sizeof nd->route_dst, v);
+            nc_set_str (nd->route_dst, sizeof nd->route_dst, v);
         }
     }
     else if (strcmp (section, "Link") == 0 && strcmp (key, "Name") == 0) {
-        if (!set_str (nd->link_name, sizeof nd->link_name, v)) {
+        if (!nc_set_str (nd->link_name, sizeof nd->link_name, v)) {
             c->skipped++;
         }
     }
@@ -425,7 +425,7 @@ nd_emit (struct nd *nd, const char *path, const char *tool)
         return 0;
     }
     for (unsigned k = 0; k < n; k++) {
-        struct net_iface *i = add_iface (c, path, tool, &err);
+        struct net_iface *i = nc_add_iface (c, path, tool, &err);
 
         if (i == NULL) {
             break;

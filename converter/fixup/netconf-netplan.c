@@ -59,7 +59,7 @@ y_new (struct yaml *y, int parent, const char *key, size_t klen)
     n = &y->n[k];
     memset (n, 0, sizeof *n);
     n->child = n->last = n->next = -1;
-    if (key != NULL && !set_n (n->key, sizeof n->key, key, klen)) {
+    if (key != NULL && !nc_set_n (n->key, sizeof n->key, key, klen)) {
         y->c->skipped++;
         return -1;
     }
@@ -79,7 +79,7 @@ y_new (struct yaml *y, int parent, const char *key, size_t klen)
 static void
 y_scalar (struct yaml *y, int k, const char *s, size_t n)
 {
-    if (set_n (y->n[k].val, sizeof y->n[k].val, s, n)) {
+    if (nc_set_n (y->n[k].val, sizeof y->n[k].val, s, n)) {
         y->n[k].type = Y_SCALAR;
     }
     else {
@@ -187,7 +187,7 @@ y_flow (struct yaml *y, int parent, const char *key, size_t klen,
                 {
                     char kcopy[64];
 
-                    if (!set_n (kcopy, sizeof kcopy, ks, kl)) {
+                    if (!nc_set_n (kcopy, sizeof kcopy, ks, kl)) {
                         return NULL;
                     }
                     s = y_flow (y, k, kcopy, kl, s + 1, depth + 1);
@@ -337,7 +337,7 @@ y_parse (struct yaml *y, const char *text, size_t len)
         y->count = -1;
         return;
     }
-    while (next_line (&l, line, LINE_MAX_, &bad)) {
+    while (nc_next_line (&l, line, LINE_MAX_, &bad)) {
         int indent = (int) strspn (line, " ");
         char *s = line + indent;
         int was_pend = pend, was_pend_indent = pend_indent;
@@ -513,7 +513,7 @@ y_true (const struct yaml *y, int k, const char *key)
 {
     const char *s = y_str (y, k, key);
 
-    return s != NULL && parse_bool (s) == 1;
+    return s != NULL && nc_parse_bool (s) == 1;
 }
 
 /* One interface of netplan's network: ID is its node. */
@@ -523,7 +523,7 @@ netplan_iface (struct yaml *y, int id, const char *path)
     struct net_config *c = y->c;
     int match = y_get (y, id, "match"), k, err = 0;
     const char *s, *name = y->n[id].key;
-    struct net_iface *i = add_iface (c, path, "netplan", &err);
+    struct net_iface *i = nc_add_iface (c, path, "netplan", &err);
 
     if (i == NULL) {
         return err;
@@ -534,14 +534,14 @@ netplan_iface (struct yaml *y, int id, const char *path)
             name = "";
         }
         if ((s = y_str (y, match, "macaddress")) != NULL &&
-            !parse_mac (s, strlen (s), i->mac)) {
+            !nc_parse_mac (s, strlen (s), i->mac)) {
             c->skipped++;
         }
     }
     if ((s = y_str (y, id, "set-name")) != NULL) {
         name = s;
     }
-    if (!set_str (i->name, sizeof i->name, name)) {
+    if (!nc_set_str (i->name, sizeof i->name, name)) {
         c->skipped++;
     }
     i->dhcp4 = y_true (y, id, "dhcp4");
@@ -559,14 +559,14 @@ netplan_iface (struct yaml *y, int id, const char *path)
                 c->skipped++;
                 continue;
             }
-            add_addr (c, i, v, NULL, DEF_HOST);
+            nc_add_addr (c, i, v, NULL, DEF_HOST);
         }
     }
     if ((s = y_str (y, id, "gateway4")) != NULL) {
-        set_gateway (c, i, s);
+        nc_set_gateway (c, i, s);
     }
     if ((s = y_str (y, id, "gateway6")) != NULL) {
-        set_gateway (c, i, s);
+        nc_set_gateway (c, i, s);
     }
     k = y_get (y, id, "routes");
     if (k >= 0 && y->n[k].type == Y_SEQ) {
@@ -576,7 +576,7 @@ netplan_iface (struct yaml *y, int id, const char *path)
             if (to != NULL && via != NULL &&
                 (strcmp (to, "default") == 0 || strcmp (to, "0.0.0.0/0") == 0
                  || strcmp (to, "::/0") == 0)) {
-                set_gateway (c, i, via);
+                nc_set_gateway (c, i, via);
             }
         }
     }
@@ -584,7 +584,7 @@ netplan_iface (struct yaml *y, int id, const char *path)
     if (k >= 0 && y->n[k].type == Y_SEQ) {
         for (int d = y->n[k].child; d >= 0; d = y->n[d].next) {
             if (y->n[d].type == Y_SCALAR) {
-                add_dns (c, i, y->n[d].val, strlen (y->n[d].val));
+                nc_add_dns (c, i, y->n[d].val, strlen (y->n[d].val));
             }
         }
     }

@@ -90,8 +90,8 @@ netconf_parse_udev_rules (struct net_config *c, const char *path,
         vmc_error ("netconf: out of memory");
         return -1;
     }
-    while (err == 0 && next_logical (&l, line, LINE_MAX_, &bad)) {
-        const char *p = trim (line);
+    while (err == 0 && nc_next_logical (&l, line, LINE_MAX_, &bad)) {
+        const char *p = nc_trim (line);
         char key[64], op[3], val[256], name[32] = "", mac[18] = "";
         bool net = false, other = false, ok = true;
         struct net_iface *i;
@@ -111,11 +111,11 @@ netconf_parse_udev_rules (struct net_config *c, const char *path,
             else if ((strcmp (key, "ATTR{address}") == 0 ||
                       strcmp (key, "ATTRS{address}") == 0) &&
                      strcmp (op, "==") == 0) {
-                ok &= parse_mac (val, strlen (val), mac);
+                ok &= nc_parse_mac (val, strlen (val), mac);
             }
             else if (strcmp (key, "NAME") == 0 &&
                      (strcmp (op, "=") == 0 || strcmp (op, ":=") == 0)) {
-                ok &= set_str (name, sizeof name, val) &&
+                ok &= nc_set_str (name, sizeof name, val) &&
                       strcspn (val, "$%*?[") == strlen (val);
             }
         }
@@ -133,7 +133,7 @@ netconf_parse_udev_rules (struct net_config *c, const char *path,
             continue;
         }
         (void) net;
-        i = add_iface (c, path, "udev-rule", &err);
+        i = nc_add_iface (c, path, "udev-rule", &err);
         if (i != NULL) {
             memcpy (i->name, name, sizeof name);
             memcpy (i->mac, mac, sizeof mac);

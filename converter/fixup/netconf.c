@@ -20,7 +20,6 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +50,7 @@ netconf_free (struct net_config *c)
 /* Copy N bytes of S into DST (CAP bytes) if they fit and are printable
  * (UTF-8 passes): true when copied. */
 bool
-set_n (char *dst, size_t cap, const char *s, size_t n)
+nc_set_n (char *dst, size_t cap, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f) {
@@ -67,16 +66,16 @@ set_n (char *dst, size_t cap, const char *s, size_t n)
 }
 
 bool
-set_str (char *dst, size_t cap, const char *s)
+nc_set_str (char *dst, size_t cap, const char *s)
 {
-    return set_n (dst, cap, s, strlen (s));
+    return nc_set_n (dst, cap, s, strlen (s));
 }
 
 /* A new entry of TOOL from PATH, or NULL (*ERR set on memory errors,
  * c->skipped counted when the cap is reached). */
 struct net_iface *
-add_iface (struct net_config *c, const char *path, const char *tool,
-           int *err)
+nc_add_iface (struct net_config *c, const char *path, const char *tool,
+              int *err)
 {
     struct net_iface *i;
 
@@ -102,20 +101,20 @@ add_iface (struct net_config *c, const char *path, const char *tool,
     }
     i = &c->v[c->n++];
     memset (i, 0, sizeof *i);
-    if (!set_str (i->source, sizeof i->source, path)) {
+    if (!nc_set_str (i->source, sizeof i->source, path)) {
         /* A path too long to record is cut, not fatal: it only says
          * where the entry came from. */
         snprintf (i->source, sizeof i->source, "%.*s",
                   (int) sizeof i->source - 1, path);
     }
-    set_str (i->tool, sizeof i->tool, tool);
+    nc_set_str (i->tool, sizeof i->tool, tool);
     return i;
 }
 
 /* Lower-case xx:xx:xx:xx:xx:xx from colon-, hyphen- or dot-delimited
  * hexadecimal (systemd.link(5) accepts all three). */
 bool
-parse_mac (const char *s, size_t n, char out[18])
+nc_parse_mac (const char *s, size_t n, char out[18])
 {
     unsigned char b[6];
     unsigned k = 0;
@@ -164,7 +163,7 @@ parse_mac (const char *s, size_t n, char out[18])
 
 /* 4 or 6 for an address inet_pton accepts, else 0. */
 int
-addr_family (const char *a)
+nc_addr_family (const char *a)
 {
     unsigned char buf[16];
 
@@ -178,7 +177,7 @@ addr_family (const char *a)
 }
 
 int
-parse_uint (const char *s, size_t n, unsigned max, unsigned *v)
+nc_parse_uint (const char *s, size_t n, unsigned max, unsigned *v)
 {
     unsigned long x = 0;
 
@@ -201,12 +200,12 @@ parse_uint (const char *s, size_t n, unsigned max, unsigned *v)
 /* A dotted netmask with contiguous ones, or a bare number, as a prefix
  * of the FAMILY; -1 when it is neither. */
 int
-mask_prefix (const char *m, int family)
+nc_mask_prefix (const char *m, int family)
 {
     struct in_addr a;
     unsigned p;
 
-    if (parse_uint (m, strlen (m), family == 6 ? 128 : 32, &p) == 0) {
+    if (nc_parse_uint (m, strlen (m), family == 6 ? 128 : 32, &p) == 0) {
         return (int) p;
     }
     if (family == 4 && inet_pton (AF_INET, m, &a) == 1) {
@@ -235,23 +234,23 @@ classful (const char *a)
  * prefix; MASK (or NULL) a netmask or prefix given apart.  The index of
  * the address, or -1 when it was skipped. */
 int
-add_addr (struct net_config *c, struct net_iface *i, const char *s,
-          const char *mask, int def)
+nc_add_addr (struct net_config *c, struct net_iface *i, const char *s,
+             const char *mask, int def)
 {
     char a[64];
     const char *slash = strchr (s, '/');
     size_t n = slash != NULL ? (size_t) (slash - s) : strlen (s);
     int fam, prefix = -1;
 
-    if (!set_n (a, sizeof a, s, n) || (fam = addr_family (a)) == 0) {
+    if (!nc_set_n (a, sizeof a, s, n) || (fam = nc_addr_family (a)) == 0) {
         c->skipped++;
         return -1;
     }
     if (slash != NULL) {
-        prefix = mask_prefix (slash + 1, fam);
+        prefix = nc_mask_prefix (slash + 1, fam);
     }
     else if (mask != NULL && mask[0] != '\0') {
-        prefix = mask_prefix (mask, fam);
+        prefix = nc_mask_prefix (mask, fam);
     }
     else if (def == DEF_HOST) {
         prefix = fam == 4 ? 32 : 128;
@@ -286,13 +285,13 @@ add_addr (struct net_config *c, struct net_iface *i, const char *s,
 
 /* A gateway into gateway4 or gateway6, by its family ("%dev" cut). */
 void
-set_gateway (struct net_config *c, struct net_iface *i, const char *s)
+nc_set_gateway (struct net_config *c, struct net_iface *i, const char *s)
 {
     char g[64];
     size_t n = strcspn (s, "%");
     int fam;
 
-    if (!set_n (g, sizeof g, s, n) || (fam = addr_family (g)) == 0) {
+    if (!nc_set_n (g, sizeof g, s, n) || (fam = nc_addr_family (g)) == 0) {
         c->skipped++;
         return;
     }
@@ -300,11 +299,11 @@ set_gateway (struct net_config *c, struct net_iface *i, const char *s)
 }
 
 void
-add_dns (struct net_config *c, struct net_iface *i, const char *s, size_t n)
+nc_add_dns (struct net_config *c, struct net_iface *i, const char *s, size_t n)
 {
     char d[64];
 
-    if (!set_n (d, sizeof d, s, n) || addr_family (d) == 0) {
+    if (!nc_set_n (d, sizeof d, s, n) || nc_addr_family (d) == 0) {
         c->skipped++;
         return;
     }
@@ -322,8 +321,8 @@ add_dns (struct net_config *c, struct net_iface *i, const char *s, size_t n)
 
 /* Each blank- (or SEPS-) separated word of S as a DNS server. */
 void
-add_dns_list (struct net_config *c, struct net_iface *i, const char *s,
-              const char *seps)
+nc_add_dns_list (struct net_config *c, struct net_iface *i, const char *s,
+                 const char *seps)
 {
     while (*s != '\0') {
         size_t n;
@@ -331,7 +330,7 @@ add_dns_list (struct net_config *c, struct net_iface *i, const char *s,
         s += strspn (s, seps);
         n = strcspn (s, seps);
         if (n > 0) {
-            add_dns (c, i, s, n);
+            nc_add_dns (c, i, s, n);
         }
         s += n;
     }
@@ -339,7 +338,7 @@ add_dns_list (struct net_config *c, struct net_iface *i, const char *s,
 
 /* systemd's, netplan's and ifcfg's boolean words; -1 for others. */
 int
-parse_bool (const char *s)
+nc_parse_bool (const char *s)
 {
     static const char *const yes[] = { "1", "yes", "y", "true", "t", "on" };
     static const char *const no[] = { "0", "no", "n", "false", "f", "off" };
@@ -361,7 +360,7 @@ parse_bool (const char *s)
  * it); *BAD when it was too long or held a NUL (BUF is then "").  False
  * at the end of the text. */
 bool
-next_line (struct lines *l, char *buf, size_t cap, bool *bad)
+nc_next_line (struct lines *l, char *buf, size_t cap, bool *bad)
 {
     const char *nl;
     size_t n;
@@ -391,7 +390,7 @@ next_line (struct lines *l, char *buf, size_t cap, bool *bad)
 /* A logical line: physical lines ending in a backslash are joined (the
  * backslash dropped), as in interfaces(5) and udev rules. */
 bool
-next_logical (struct lines *l, char *buf, size_t cap, bool *bad)
+nc_next_logical (struct lines *l, char *buf, size_t cap, bool *bad)
 {
     char part[LINE_MAX_];
     bool pbad;
@@ -402,7 +401,7 @@ next_logical (struct lines *l, char *buf, size_t cap, bool *bad)
     for (unsigned k = 0;; k++) {
         size_t pn;
 
-        if (!next_line (l, part, sizeof part, &pbad)) {
+        if (!nc_next_line (l, part, sizeof part, &pbad)) {
             return k > 0;
         }
         *bad |= pbad;
@@ -432,7 +431,7 @@ next_logical (struct lines *l, char *buf, size_t cap, bool *bad)
 }
 
 char *
-trim (char *s)
+nc_trim (char *s)
 {
     size_t n;
 
@@ -448,7 +447,7 @@ trim (char *s)
 
 /* Split S in place into at most MAX blank-separated words. */
 unsigned
-split_words (char *s, char **w, unsigned max)
+nc_split_words (char *s, char **w, unsigned max)
 {
     unsigned n = 0;
 
@@ -485,7 +484,7 @@ netconf_name_of (const struct net_config *c, const char *mac)
 {
     char m[18];
 
-    if (!parse_mac (mac, strlen (mac), m)) {
+    if (!nc_parse_mac (mac, strlen (mac), m)) {
         return NULL;
     }
     for (size_t k = 0; k < c->n; k++) {
