@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A guest's network configuration read from its tree (files.h) with the
- * parsers of netconf.c, from every place each tool keeps it: ifupdown's
+ * parsers of netconf.h, from every place each tool keeps it: ifupdown's
  * /etc/network/interfaces and what it sources; ifcfg-NAME files in
  * /etc/sysconfig/network-scripts (and /etc/sysconfig/network on SUSE);
  * NetworkManager's keyfiles in /etc/NetworkManager/system-connections;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: the network configuration parsers (converter/fixup/
- * netconf.c) over text from a guest's files, and the kernel command line
+ * netconf*.c) over text from a guest's files, and the kernel command line
  * check of appliance/netname.c.  The first byte picks the parser (and,
  * for ifcfg, a Red Hat or a SUSE path); the rest is the file.  Every
  * parsed field must stay NUL-terminated within its array and every count

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The network configuration parsers (converter/fixup/netconf.c): files as
+ * The network configuration parsers (converter/fixup/netconf*.c): files as
  * the distributions' installers and tools write them, and hostile ones.
  * Expected values follow the formats' documentation (interfaces(5),
  * nm-settings-keyfile(5), netplan's reference, systemd.network(5)).
