@@ -685,7 +685,10 @@ fat_files_pread (void *priv, uint64_t ino, void *buf, size_t count,
     if (f->chk_first != de.clus || f->chk_len == 0) {
         struct chain ch;
 
+        /* Nothing checked until this check ends well: a chain that
+         * failed must not leave an earlier length behind for cluster 0. */
         f->chk_first = 0;
+        f->chk_len = 0;
         if (chain_start (f, &ch, de.clus, what) < 0)
             return -1;
         while (ch.clus != 0)
@@ -730,6 +733,11 @@ fat_files_pread (void *priv, uint64_t ino, void *buf, size_t count,
         }
         if (n > f->g.csize - within)
             n = (size_t) (f->g.csize - within);
+        if (!fat_is_data (f, f->cur_clus)) {
+            vmc_error ("%s: FAT: %s: cluster %" PRIu32 " out of range",
+                       f->v->name, what, f->cur_clus);
+            return -1;
+        }
         if (f->v->pread (f->v, (char *) buf + done, n,
                          clus_offset (f, f->cur_clus) + within) < 0)
             return -1;
