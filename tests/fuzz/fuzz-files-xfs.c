@@ -42,7 +42,6 @@
 #define MAX_LOOKUPS 300
 #define READ_CHUNK 8192
 
-
 static const struct fs_files *ops = &fs_files_xfs;
 static void *fs;
 static unsigned entries, lookups;

@@ -28,8 +28,6 @@
 #include "../../converter/lib/image.h"
 #include "sparse-volume.h"
 
-
-
 static void
 quiet (const char *msg)
 {

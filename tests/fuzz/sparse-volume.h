@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../converter/lib/byteorder.h"
 #include "../../converter/lib/image.h"
 
 #define SPARSE_VOL_SIZE (64u << 20)
@@ -40,11 +41,8 @@ sparse_volume_image (const uint8_t *data, size_t size)
         memset (sparse_vol + sparse_segs[i].off, 0, sparse_segs[i].len);
     sparse_nsegs = 0;
     while (p + 6 <= size && sparse_nsegs < SPARSE_MAX_SEGS) {
-        uint64_t off = (uint64_t) (((uint32_t) data[p] << 24) |
-                                   ((uint32_t) data[p + 1] << 16) |
-                                   ((uint32_t) data[p + 2] << 8) |
-                                   data[p + 3]) * 512;
-        size_t len = ((size_t) data[p + 4] << 8) | data[p + 5];
+        uint64_t off = (uint64_t) get_be32 (data + p) * 512;
+        size_t len = get_be16 (data + p + 4);
 
         p += 6;
         if (len > size - p)
