@@ -699,19 +699,22 @@ fix_guest (char *err, size_t errlen)
         }
         if (in->nerrors > 0 || in->root < 0) {
             const struct insp_problem *p = NULL;
+            const char *advice = "";
 
             /* Pre-flight names an error for every refusal (no root,
              * several roots, ...): the first says why. */
             for (size_t i = 0; i < in->nproblems && p == NULL; i++) {
                 if (in->problems[i].sev == SEV_ERROR) {
                     p = &in->problems[i];
+                    advice = p->advice;
                 }
             }
+
             snprintf (err, errlen, "pre-flight: the guest cannot be "
-                      "converted: %s. %s%s", p != NULL ? p->msg :
-                      "no root filesystem", p != NULL ? p->advice : "",
-                      fixup_vm ? "" : " (vmconvert.fixup=0 sends the disks "
-                      "unchanged)");
+                      "converted: %s.%s%s%s", p != NULL ? p->msg :
+                      "no root filesystem", advice[0] != '\0' ? " " : "",
+                      advice, fixup_vm ? "" : " (vmconvert.fixup=0 sends "
+                      "the disks unchanged)");
             return -1;
         }
     }
