@@ -77,8 +77,17 @@ for src in "$T"/src-*; do
             qemu-img check -q -f "$tfmt" "$out" ||
                 fail "qemu-img check $sname -> $tname"
         fi
-        qemu-img compare -q -f raw -F "$tfmt" "$ref" "$out" ||
+        if ! qemu-img compare -f raw -F "$tfmt" "$ref" "$out" \
+            >"$T/compare.out" 2>&1; then
+            # What qemu-img saw, and how the source's files were laid out
+            # (holes included) when it differed.
+            cat "$T/compare.out"
+            for f in "$src"*; do
+                echo "$f:"
+                qemu-img map -f raw --output=json "$f" | head -n 40
+            done
             fail "qemu-img compare: $sname -> $tname differs from the reference"
+        fi
         rm -f "$out"*
     done <<EOT
 $targets
